@@ -1,0 +1,265 @@
+/*
+ * File system helpers: atomic writes, bounded reads, safe relative paths (style.md 2.6).
+ *
+ * Design: an atomic write is temp file in the same directory, write, fsync, rename over the
+ * target, fsync the directory, so a crash at any point leaves either the old file or the new one
+ * whole. Paths taken from archives or sources go through core_fs_check_relpath before use.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return core_strdup(".");
+    if (slash == path)
+        return core_strdup("/");
+    return core_strndup(path, (size_t)(slash - path));
+}
+
+int core_fs_sync_dir(const char *path, berth_error **err)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return core_error_errno(err, errno, "opening directory \"%s\"", path);
+    int rc = 0;
+    if (fsync(fd) < 0 && errno != EINVAL)
+        rc = core_error_errno(err, errno, "syncing directory \"%s\"", path);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int core_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         berth_error **err)
+{
+    int rc = 0, fd = -1;
+    char *dir = dir_of(path);
+    char *tmp = core_sprintf("%s.tmp-XXXXXX", path);
+    if (!dir || !tmp) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = core_error_errno(err, errno, "creating temporary file for \"%s\"", path);
+        goto out;
+    }
+    if (write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+        rc = core_error_errno(err, errno, "writing \"%s\"", tmp);
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = core_error_errno(err, errno, "closing \"%s\"", tmp);
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        rc = core_error_errno(err, errno, "renaming \"%s\" to \"%s\"", tmp, path);
+        goto out;
+    }
+    rc = core_fs_sync_dir(dir, err);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0 && tmp)
+        unlink(tmp);
+    core_free(tmp);
+    core_free(dir);
+    return rc;
+}
+
+int core_fs_read_file(berth_buf *out, const char *path, size_t max_bytes, berth_error **err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return core_error_errno(err, errno, "opening \"%s\"", path);
+    int rc = 0;
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = core_error_errno(err, errno, "reading \"%s\"", path);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (max_bytes && out->len + (size_t)n > max_bytes) {
+            rc =
+                core_error_set(err, BERTH_EINVAL, "file \"%s\" exceeds %zu bytes", path, max_bytes);
+            break;
+        }
+        if (berth_buf_put(out, chunk, (size_t)n) < 0) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory reading \"%s\"", path);
+            break;
+        }
+    }
+    close(fd);
+    if (rc == 0 && !out->ptr)
+        rc = berth_buf_put(out, "", 0);
+    return rc;
+}
+
+int core_fs_mkdirs(const char *path, mode_t mode, berth_error **err)
+{
+    char *p = core_strdup(path);
+    if (!p)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, mode) < 0 && errno != EEXIST) {
+            rc = core_error_errno(err, errno, "creating directory \"%s\"", p);
+            break;
+        }
+        *s = saved;
+        if (saved == '\0')
+            break;
+    }
+    if (rc == 0 && !core_fs_is_dir(path))
+        rc = core_error_set(err, BERTH_EIO, "\"%s\" exists and is not a directory", path);
+    core_free(p);
+    return rc;
+}
+
+/* Remove the entries of the directory open at dfd, recursively, without following links. */
+static int remove_tree_at(int dfd, const char *shown, berth_error **err)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return core_error_errno(err, errno, "opening directory \"%s\"", shown);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                rc = core_error_errno(err, errno, "inspecting \"%s/%s\"", shown, n);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) {
+                rc = core_error_errno(err, errno, "opening \"%s/%s\"", shown, n);
+                continue;
+            }
+            rc = remove_tree_at(sub, shown, err);
+            if (rc == 0 && unlinkat(dirfd(d), n, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                rc = core_error_errno(err, errno, "removing \"%s/%s\"", shown, n);
+        } else if (unlinkat(dirfd(d), n, 0) < 0 && errno != ENOENT) {
+            rc = core_error_errno(err, errno, "removing \"%s/%s\"", shown, n);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int core_fs_remove_all(const char *path, berth_error **err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : core_error_errno(err, errno, "inspecting \"%s\"", path);
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            return core_error_errno(err, errno, "removing \"%s\"", path);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return core_error_errno(err, errno, "opening \"%s\"", path);
+    int rc = remove_tree_at(fd, path, err);
+    if (rc == 0 && rmdir(path) < 0 && errno != ENOENT)
+        rc = core_error_errno(err, errno, "removing \"%s\"", path);
+    return rc;
+}
+
+int core_fs_mkdtemp(char **out, const char *parent, const char *prefix, berth_error **err)
+{
+    char *p = core_sprintf("%s/%sXXXXXX", parent, prefix);
+    if (!p)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (!mkdtemp(p)) {
+        int rc = core_error_errno(err, errno, "creating a temporary directory in \"%s\"", parent);
+        core_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int core_fs_check_relpath(const char *rel, berth_error **err)
+{
+    if (!rel || !*rel)
+        return core_error_set(err, BERTH_EINVAL, "empty path");
+    if (rel[0] == '/')
+        return core_error_set(err, BERTH_EINVAL, "absolute path \"%s\" refused", rel);
+    if (strchr(rel, '\\'))
+        return core_error_set(err, BERTH_EINVAL, "path \"%s\" contains a backslash", rel);
+    for (const char *s = rel; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return core_error_set(err, BERTH_EINVAL, "path \"%s\" escapes its root (\"..\")", rel);
+        s += n;
+        if (*s == '/')
+            s++;
+    }
+    return 0;
+}
+
+int core_fs_join(char **out, const char *base, const char *rel, berth_error **err)
+{
+    int rc = core_fs_check_relpath(rel, err);
+    if (rc < 0)
+        return rc;
+    size_t bl = strlen(base);
+    *out = core_sprintf("%s%s%s", base, (bl && base[bl - 1] == '/') ? "" : "/", rel);
+    return *out ? 0 : core_error_set(err, BERTH_ENOMEM, "out of memory");
+}
+
+bool core_fs_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool core_fs_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
