@@ -1,5 +1,7 @@
-/* Library-wide initialisation: libcurl and libsodium need one call before threads start. */
-#include <curl/curl.h>
+/*
+ * Library-wide initialisation. libsodium needs one call before threads start; libcurl's global
+ * init is reference counted and thread-safe since 7.84, so core/http_curl.c does it per handle.
+ */
 #include <sodium.h>
 
 #include "core/core.h"
@@ -11,13 +13,5 @@ const char *berth_version(void)
 
 int berth_init(void)
 {
-    static bool done;
-    if (done)
-        return 0;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return BERTH_ERROR;
-    if (sodium_init() < 0)
-        return BERTH_ERROR;
-    done = true;
-    return 0;
+    return sodium_init() < 0 ? BERTH_ERROR : 0;
 }
