@@ -41,7 +41,21 @@ typedef struct berth_copy_result {
     size_t signatures;    /* signature/attestation/referrer manifests carried along */
 } berth_copy_result;
 
-/** Copy src to dst (location strings as above). */
+/**
+ * Copy src to dst (location strings as above) with every manifest it reaches: all children of an
+ * index, then (unless opts->skip_signatures) the cosign "sha256-<hex>.sig|.att|.sbom" tags and
+ * the referrers of every manifest copied, recursively. Bytes are copied verbatim and verified
+ * against their digests; blobs already at dst are skipped. The root is tagged last (dst's tag,
+ * else src's tag), so a failure leaves nothing new under that tag; an oci-archive destination
+ * is written only on success (an existing archive is extended, its other tags kept). A layout
+ * source without a tag must hold exactly one manifest (companions and referrers aside).
+ * opts may be NULL; clients in opts are borrowed, and a default client is made for a registry
+ * side without one. *out is filled on success. Returns 0, BERTH_EINVAL (unknown location form:
+ * the message lists the accepted ones), BERTH_ENOTFOUND (tag, layout, archive or content
+ * missing), BERTH_EVERIFY (content does not hash to its digest: the message names the digest
+ * and the location), or what the registry client returns. Thread-safe as long as the clients
+ * are not used by another thread meanwhile.
+ */
 BERTH_EXTERN int berth_copy(berth_copy_result *out, const char *src, const char *dst,
                             const berth_copy_opts *opts, berth_error **err);
 
