@@ -134,7 +134,7 @@ typedef struct berth_oci_client_opts {
 #define BERTH_OCI_CLIENT_OPTS_VERSION 1
 #define BERTH_OCI_CLIENT_OPTS_INIT                                                                 \
     {                                                                                              \
-        BERTH_OCI_CLIENT_OPTS_VERSION                                                              \
+        .version = BERTH_OCI_CLIENT_OPTS_VERSION                                                              \
     }
 
 BERTH_EXTERN int berth_oci_client_new(berth_oci_client **out, const berth_oci_client_opts *opts,
