@@ -437,7 +437,9 @@ static int setup_easy(xstate *s)
     if (req->timeout_ms > 0)
         SETOPT(CURLOPT_TIMEOUT_MS, req->timeout_ms);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER_BYTES);
+    /* A size hint only: libcurl 7.88 refuses it on some reused handles (seen on HTTP/2 over
+     * TLS), and the transfer works with the default buffer, so a refusal is not an error. */
+    (void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER_BYTES);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, (void *)s);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
@@ -481,7 +483,7 @@ static int setup_easy(xstate *s)
         SETOPT(CURLOPT_READFUNCTION, on_read);
         SETOPT(CURLOPT_READDATA, (void *)s);
         SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->source_len);
-        SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_BYTES);
+        (void)curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_BYTES); /* hint */
         if (strcmp(method, "PUT") != 0)
             SETOPT(CURLOPT_CUSTOMREQUEST, method);
     } else if (has_mem_body || strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0 ||
@@ -492,7 +494,7 @@ static int setup_easy(xstate *s)
         upload = true;
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(has_mem_body ? req->body_len : 0));
         SETOPT(CURLOPT_POSTFIELDS, has_mem_body ? req->body : (const void *)"");
-        SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_BYTES);
+        (void)curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_BYTES); /* hint */
         if (strcmp(method, "POST") != 0)
             SETOPT(CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") != 0) {
