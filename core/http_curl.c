@@ -579,10 +579,20 @@ static int map_result(xstate *s, CURLcode cc)
         if (os_errno == ECONNREFUSED)
             return xfer_fail(x, BERTH_ENET, "connection refused");
         return xfer_fail(x, BERTH_ENET, "%s", curl_detail(s, cc));
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
+        /* With TLS 1.3 the server's verdict on our client certificate arrives as an alert on the
+         * first read, after the handshake looked complete. Retrying cannot change it. */
+        if (strstr(curl_detail(s, cc), "alert")) {
+            effective_origin(origin, sizeof(origin), s);
+            return xfer_fail(x, BERTH_ERROR,
+                             "tls: %s refused the connection, a client certificate may be "
+                             "required (--cert-file/--key-file): %s",
+                             origin, curl_detail(s, cc));
+        }
+        return xfer_fail(x, BERTH_ENET, "%s", curl_detail(s, cc));
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_PARTIAL_FILE:
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
