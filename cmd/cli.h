@@ -91,6 +91,11 @@ typedef struct cli_flag {
          .kind = CLI_STR,                                                                          \
          .meta = "PATH",                                                                           \
          .help = "docker config.json for credentials (default $DOCKER_CONFIG, ~/.docker)"},        \
+        {.name = "chunk-size",                                                                     \
+         .kind = CLI_STR,                                                                          \
+         .meta = "BYTES",                                                                          \
+         .help =                                                                                   \
+             "upload blobs larger than this in chunked PATCHes (default 134217728; 0: never)"},    \
     {                                                                                              \
         .name = "timeout", .kind = CLI_STR, .meta = "DURATION", .def = "5m",                       \
         .help = "give up after this long (0: never), e.g. 30s, 5m, 1h30m"                          \

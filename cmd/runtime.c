@@ -320,6 +320,14 @@ int cli_client_new(berth_oci_client **out, const cli_cmd *cmd, const char *side,
     o.cert_file = side_str(cmd, side, "cert-file");
     o.key_file = side_str(cmd, side, "key-file");
     o.docker_config = side_str(cmd, side, "docker-config");
+    const char *chunk = side_str(cmd, side, "chunk-size");
+    if (chunk) {
+        char *end = NULL;
+        long long v = strtoll(chunk, &end, 10);
+        if (!*chunk || *end || v < 0)
+            exit(cli_usage_error(cmd, "invalid --chunk-size \"%s\": want a byte count", chunk));
+        o.chunk_size = v == 0 ? -1 : v;
+    }
     if (side) {
         snprintf(name, sizeof(name), "%s-insecure", side);
         f = find_flag(cmd, name);

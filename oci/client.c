@@ -36,6 +36,7 @@
 #include "oci/auth.h"
 
 #define DEFAULT_RETRIES 5
+#define DEFAULT_CHUNK_BYTES ((int64_t)128 << 20) /* blobs above this go in chunked PATCHes */
 #define DEFAULT_RETRY_BASE_MS 250
 #define BACKOFF_MAX_MS 3000
 #define RETRY_AFTER_MAX_MS 30000
@@ -496,7 +497,9 @@ static void client_defaults(berth_oci_client *c, const berth_oci_client_opts *op
             c->max_retries = 0;
         if (opts->retry_base_ms > 0)
             c->retry_base_ms = opts->retry_base_ms;
-        c->chunk_size = opts->chunk_size > 0 ? opts->chunk_size : 0;
+        c->chunk_size = opts->chunk_size > 0    ? opts->chunk_size
+                        : opts->chunk_size == 0 ? DEFAULT_CHUNK_BYTES
+                                                : 0;
         c->insecure = opts->insecure;
         c->progress = opts->progress;
         c->progress_payload = opts->progress_payload;
@@ -1618,6 +1621,13 @@ out:
 
 enum { P_HEAD = 0, P_START, P_DATA, P_CLOSE, P_DONE, P_FAILED };
 
+/* Large blobs go in chunked PATCHes so no single request carries more than chunk_size bytes
+ * (proxies and registries often cap request bodies); small ones in one PUT. */
+static bool use_chunks(const berth_oci_client *c, const berth_oci_upload *u)
+{
+    return c->chunk_size > 0 && u->size > c->chunk_size;
+}
+
 typedef struct push_item {
     berth_oci_client *c;
     const berth_oci_upload *u;
@@ -1757,7 +1767,7 @@ static int item_build(push_item *it, const berth_oci_ref *repo)
         call->retry = true; /* opening a session twice is harmless */
         break;
     case P_DATA:
-        if (c->chunk_size > 0) {
+        if (use_chunks(c, it->u)) {
             int64_t left = it->u->size - it->offset;
             it->chunk_len = left < c->chunk_size ? left : c->chunk_size;
             call_init(call, "PATCH", api_host(repo));
@@ -1850,7 +1860,7 @@ static void item_result(push_item *it)
                 break;
             }
             it->offset = 0;
-            it->state = (it->c->chunk_size > 0 && it->u->size == 0) ? P_CLOSE : P_DATA;
+            it->state = P_DATA;
         } else if (it->mount && call->rc == 0) {
             it->mount = false; /* the registry refused the mount: upload instead */
         } else if (call->rc < 0) {
@@ -1866,7 +1876,7 @@ static void item_result(push_item *it)
             item_restart(it, call);
             break;
         }
-        if (it->c->chunk_size > 0) {
+        if (use_chunks(it->c, it->u)) {
             char *loc = core_http_resp_header(&call->x.resp, "Location");
             if (loc) {
                 char *abs = core_url_resolve(call->req_url, loc);

@@ -125,7 +125,8 @@ typedef struct berth_oci_client_opts {
     bool insecure;              /* allow plain HTTP for non-loopback hosts and skip TLS verify */
     int max_retries;            /* retries of idempotent requests; 0: default 5 */
     int64_t retry_base_ms;      /* first backoff; 0: default 250 ms */
-    int64_t chunk_size;         /* >0: upload blobs in chunked PATCHes of this size */
+    int64_t chunk_size;         /* blobs larger than this go in chunked PATCHes of this size;
+                                   0: 128 MiB; <0: never chunk */
     berth_progress_fn progress; /* or NULL */
     void *progress_payload;
     const char *user_agent; /* NULL: "berth/<version>" */
@@ -134,7 +135,7 @@ typedef struct berth_oci_client_opts {
 #define BERTH_OCI_CLIENT_OPTS_VERSION 1
 #define BERTH_OCI_CLIENT_OPTS_INIT                                                                 \
     {                                                                                              \
-        .version = BERTH_OCI_CLIENT_OPTS_VERSION                                                              \
+        .version = BERTH_OCI_CLIENT_OPTS_VERSION                                                   \
     }
 
 BERTH_EXTERN int berth_oci_client_new(berth_oci_client **out, const berth_oci_client_opts *opts,
@@ -201,7 +202,8 @@ typedef struct berth_oci_upload {
 } berth_oci_upload;
 /**
  * Upload blobs concurrently on one multi handle: HEAD to skip existing ones, cross-repository
- * mount when mount_from is set, else POST + PUT (or chunked PATCH when opts.chunk_size > 0).
+ * mount when mount_from is set, else POST + PUT, or chunked PATCHes for blobs larger than
+ * opts.chunk_size.
  * *skipped_out (may be NULL) counts blobs that were already present.
  */
 BERTH_EXTERN int berth_oci_blobs_push(berth_oci_client *c, const berth_oci_ref *repo,

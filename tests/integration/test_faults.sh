@@ -4,7 +4,8 @@
 # (each logs every request it sees, so the tests count exactly what berth sent):
 #   - GET manifest answered 500, 500, then passed through: pull succeeds after exactly 3 GETs;
 #   - blob upload POST answered 500 twice: push succeeds, the retries are in the log;
-#   - the layer GET cut after 64 KiB: pull succeeds and resumes with a Range request (206).
+#   - the layer GET cut after 64 KiB: pull succeeds and resumes with a Range request (206);
+#   - push with --chunk-size: the layer goes in several PATCHes and round-trips intact.
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry skopeo curl jq tar gzip setsid python3
 
@@ -60,5 +61,20 @@ assert_same_tree "$T/big" "$T/out-cut"
 blob_gets=$(proxy_lines "^GET /v2/faults/big/blobs/$BIG_LAYER ")
 assert_contains "$blob_gets" "cut@65536" "the proxy cut the first layer GET"
 assert_match "$blob_gets" " 206 range=bytes=[1-9][0-9]*-" "a resumed GET with Range from a non-zero offset"
+
+it "a blob larger than --chunk-size is uploaded in chunked PATCHes"
+start_faultproxy "$REG"
+berth_ok push artifact "oci://$PROXY/faults/chunked:v1" --path="$T/big" --source="$SRC" \
+    --revision="$REV" --chunk-size=65536
+CHUNKED=${OUT##*@}
+patches=$(proxy_lines '^PATCH /v2/faults/chunked/blobs/uploads/')
+# the ~260 KiB layer needs at least 4 chunks of 64 KiB; the small config goes in one PUT
+[ "$(printf '%s\n' "$patches" | grep -c ' 202 ')" -ge 4 ] ||
+    fail "expected at least 4 accepted PATCH chunks, proxy saw: $patches"
+sk inspect --raw "${SKOPEO_ARGS[@]}" "docker://$REG/faults/chunked:v1"
+assert_eq "$CHUNKED" "$(printf '%s' "$OUT" | sha256_stdin)" "chunk-pushed manifest digest"
+mkdir -p "$T/out-chunked"
+berth_ok pull artifact "oci://$REG/faults/chunked:v1" --output="$T/out-chunked"
+assert_same_tree "$T/big" "$T/out-chunked"
 
 finish
