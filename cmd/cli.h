@@ -244,6 +244,15 @@ char *cli_xstrdup(const char *s);
 int cli_build_artifact(int argc, char **argv);
 int cli_copy(int argc, char **argv);
 int cli_diff_artifact(int argc, char **argv);
+int cli_generate_key_pair(int argc, char **argv);
+
+/*
+ * Read a key password into buf (NUL-terminated): $BERTH_PASSWORD, else $COSIGN_PASSWORD (set but
+ * empty means the empty password), else a no-echo prompt on the terminal, asked twice when
+ * confirm, else the whole of stdin, a trailing newline included, as cosign reads it. Returns 0,
+ * or -1 after printing `berth: <why>`. The caller wipes buf with berth_sign_secret_wipe.
+ */
+int cli_password_read(char *buf, size_t size, bool confirm);
 int cli_list_artifacts(int argc, char **argv);
 int cli_pull_artifact(int argc, char **argv);
 int cli_push_artifact(int argc, char **argv);

@@ -19,6 +19,8 @@ static const cli_verb verbs[] = {
     {"build", "artifact", cli_build_artifact, "build a directory into an artifact .tar.gz"},
     {"copy", NULL, cli_copy, "copy an artifact between registries, OCI layouts and archives"},
     {"diff", "artifact", cli_diff_artifact, "compare a pushed artifact with a local directory"},
+    {"generate-key-pair", NULL, cli_generate_key_pair,
+     "create a cosign-compatible key pair (cosign.key, cosign.pub)"},
     {"list", "artifacts", cli_list_artifacts, "list the artifacts (tags) of a repository"},
     {"pull", "artifact", cli_pull_artifact, "pull an artifact and extract it into a directory"},
     {"push", "artifact", cli_push_artifact, "build a directory into an artifact and push it"},
