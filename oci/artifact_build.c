@@ -40,8 +40,8 @@
 #include "oci/gzip.h"
 #include "oci/ignore.h"
 
-#define READ_BUF (1u << 20)  /* file read size */
-#define QUEUE_BLOCKS 4       /* tar bytes in flight between the threads: 4 MiB */
+#define READ_BUF (1u << 20) /* file read size */
+#define QUEUE_BLOCKS 4      /* tar bytes in flight between the threads: 4 MiB */
 #define QUEUE_BLOCK (1u << 20)
 
 typedef struct build {
@@ -52,9 +52,9 @@ typedef struct build {
     bool prune; /* no '!' pattern: an excluded directory's children are excluded too */
     core_sha256 *tar_hash;
     uint8_t *rbuf;
-    berth_buf abs;     /* current path on disk */
-    berth_buf rel;     /* current path in the archive */
-    bool capture;      /* collecting a directory header instead of emitting it */
+    berth_buf abs; /* current path on disk */
+    berth_buf rel; /* current path in the archive */
+    bool capture;  /* collecting a directory header instead of emitting it */
     berth_buf cap;
     int64_t files;
     berth_error *werr; /* walker-side failure detected inside a libarchive callback */
@@ -234,7 +234,8 @@ static int write_header(build *b, const struct stat *st, bool is_dir, int64_t si
 static int add_file(build *b, berth_error **err)
 {
     int rc = 0;
-    int fd = open(b->abs.ptr, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO swapped in since the walk must not block the open. */
+    int fd = open(b->abs.ptr, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0) {
         rc = core_error_errno(err, errno, "opening \"%s\"", b->abs.ptr);
@@ -427,8 +428,8 @@ static int archive_tree(build *b, const char *path, berth_error **err)
         return rc < 0 ? rc : walk(b, err);
     }
     if (!S_ISREG(st.st_mode))
-        return core_error_set(err, BERTH_EINVAL,
-                              "\"%s\" is neither a regular file nor a directory", path);
+        return core_error_set(err, BERTH_EINVAL, "\"%s\" is neither a regular file nor a directory",
+                              path);
     /* Flux copies the file into a fresh 0700 temp directory and archives that. */
     struct stat root = st;
     root.st_mode = S_IFDIR | 0700;

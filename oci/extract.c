@@ -3,12 +3,17 @@
  * the network (or a file), are inflated and unpacked into a staging directory as they come, and
  * nothing in the archive can write outside that directory.
  *
- * Design: berth_extractor_write() copies the caller's bytes into a bounded queue of 1 MiB blocks
- * and blocks when the queue is full, so a fast download never outruns the disk by more than
- * the queue. One worker thread owns everything else: it sniffs the first two bytes (1f 8b:
- * gzip, inflated with ISA-L, several members allowed; else plain tar), hashes the tar stream
- * (the diff_id), and feeds libarchive's tar reader through archive_read_open callbacks. For each
- * entry the worker
+ * Design: a three-stage pipeline, so that on two cores the download, the decompression and the
+ * file writes overlap (measured: with inflate and unpack on one thread, that thread was the
+ * bottleneck of a pull).
+ *   1. berth_extractor_write() (the caller's thread, e.g. the blob download) only copies the
+ *      bytes into a bounded queue of 1 MiB blocks and blocks while it is full, so a fast
+ *      download never outruns the disk by more than the queue.
+ *   2. The inflater thread sniffs the first two bytes (1f 8b: gzip, inflated with ISA-L, several
+ *      members allowed; else plain tar), enforces the stream ceiling, and queues the tar bytes.
+ *   3. The unpacker thread hashes the tar stream (the diff_id; skipped when nobody asked for it:
+ *      pull does not) and feeds libarchive's tar reader through archive_read_open callbacks.
+ *      For each entry it
  *   - cleans and checks the name: no absolute path, no "..", no backslash, "./" stripped;
  *   - refuses hard links, devices, FIFOs and sockets, and symlinks whose target is absolute or
  *     climbs out of the root (in-tree symlinks are skipped, as Flux skips all symlinks);
@@ -16,13 +21,15 @@
  *     missing ones, so an existing symlink is never followed, and creates files with
  *     O_CREAT | O_EXCL | O_NOFOLLOW (a duplicate regular file is unlinked and recreated: the last
  *     entry wins, as in tar);
- *   - counts entries and file bytes against max_entries and max_bytes, and the whole tar stream
- *     against max_bytes + 64 MiB + 1 KiB per allowed entry, so a tar or gzip bomb stops early.
- * The first error stops the worker and aborts the queue; the producer's next write returns the
- * error code and berth_extractor_finish() returns the message, which names the entry. Nothing is
- * fsynced here: the caller commits the staging directory (berth_artifact_commit_dir).
+ *   - counts entries and file bytes against max_entries and max_bytes; the inflater counts the
+ *     whole tar stream against max_bytes + 64 MiB + 1 KiB per allowed entry, so a tar or gzip
+ *     bomb stops early.
+ * The first failure aborts both queues; the producer's next write returns the error code and
+ * berth_extractor_finish() returns the message (the inflater's when the input was bad, since
+ * the unpacker then only saw its input stop), which names the entry. Nothing is fsynced here:
+ * the caller commits the staging directory (berth_artifact_commit_dir).
  *
- * The worker runs with a thread-local C.UTF-8 LC_CTYPE so libarchive hands UTF-8 PAX names
+ * The unpacker runs with a thread-local C.UTF-8 LC_CTYPE so libarchive hands UTF-8 PAX names
  * through unchanged instead of failing to convert them to ASCII.
  */
 #include <errno.h>
@@ -41,7 +48,8 @@
 #include "oci/artifact_internal.h"
 #include "oci/gzip.h"
 
-#define QUEUE_BLOCKS 8
+#define QUEUE_BLOCKS 8 /* layer bytes buffered from the caller */
+#define TAR_BLOCKS 4   /* tar bytes buffered between inflater and unpacker */
 #define QUEUE_BLOCK (1u << 20)
 #define OUT_BUF (1u << 20) /* inflated bytes handed to libarchive per read */
 #define DEFAULT_MAX_BYTES ((int64_t)1 << 30)
@@ -59,7 +67,8 @@ typedef struct tar_source {
     size_t in_len;
     bool in_eof;
     oci_gunzip *gz;
-    uint8_t *obuf;
+    uint8_t *obuf;     /* inflate output for src_produce (the lister); the extractor inflates
+                          straight into its tar queue */
     core_sha256 *hash; /* of the tar stream, or NULL */
     int64_t tar_bytes;
     int64_t max_tar_bytes; /* 0: none */
@@ -87,8 +96,10 @@ static int src_next_input(tar_source *s)
     return r;
 }
 
-/* The next piece of the tar stream: 1 with (*buf, *len), 0 at its end, or a negative code. */
-static int src_produce(tar_source *s, const void **buf, size_t *len)
+/* The next piece of the tar stream: 1 with (*buf, *len), 0 at its end, or a negative code.
+ * Inflated bytes go into dst (cap bytes); plain input is handed out as it came (*buf is then
+ * the input block, valid until the next call). */
+static int src_produce_to(tar_source *s, uint8_t *dst, size_t cap, const void **buf, size_t *len)
 {
     int r;
     if (s->code < 0)
@@ -113,7 +124,7 @@ static int src_produce(tar_source *s, const void **buf, size_t *len)
         got = s->in_len;
         s->in_len = 0; /* the block stays valid until the next input() call */
     } else {
-        while (got < OUT_BUF) {
+        while (got < cap) {
             if (s->in_len == 0) {
                 if (got > 0)
                     break;
@@ -121,22 +132,21 @@ static int src_produce(tar_source *s, const void **buf, size_t *len)
                     return src_fail(s, r);
                 if (r == 0) {
                     if (!oci_gunzip_is_complete(s->gz))
-                        return src_fail(s, core_error_set(&s->err, BERTH_EINVAL,
-                                                          "truncated gzip stream"));
+                        return src_fail(
+                            s, core_error_set(&s->err, BERTH_EINVAL, "truncated gzip stream"));
                     return 0;
                 }
             }
             size_t before = s->in_len, made = 0;
-            r = oci_gunzip_run(s->gz, &s->in, &s->in_len, s->obuf + got, OUT_BUF - got, &made,
-                               &s->err);
+            r = oci_gunzip_run(s->gz, &s->in, &s->in_len, dst + got, cap - got, &made, &s->err);
             got += made;
             if (r < 0)
                 return src_fail(s, r);
             if (made == 0 && s->in_len == before)
-                return src_fail(s, core_error_set(&s->err, BERTH_EINVAL,
-                                                  "corrupt gzip stream: no progress"));
+                return src_fail(
+                    s, core_error_set(&s->err, BERTH_EINVAL, "corrupt gzip stream: no progress"));
         }
-        *buf = s->obuf;
+        *buf = dst;
     }
     if (s->hash)
         core_sha256_update(s->hash, *buf, got);
@@ -147,6 +157,11 @@ static int src_produce(tar_source *s, const void **buf, size_t *len)
                                           (long long)s->max_tar_bytes));
     *len = got;
     return 1;
+}
+
+static int src_produce(tar_source *s, const void **buf, size_t *len)
+{
+    return src_produce_to(s, s->obuf, OUT_BUF, buf, len);
 }
 
 static la_ssize_t src_read_cb(struct archive *a, void *payload, const void **buf)
@@ -255,24 +270,99 @@ struct berth_extractor {
     char *dir;
     int root_fd;
     int64_t max_bytes, max_entries;
-    oci_blockq *q;
-    pthread_t th;
-    bool started, joined, finished;
-    /* worker state */
+    oci_blockq *qin;  /* caller -> inflater: the layer bytes as written */
+    oci_blockq *qtar; /* inflater -> unpacker: the tar stream */
+    pthread_t inflater, unpacker;
+    bool inflater_started, unpacker_started, joined, finished;
+    /* inflater thread */
     tar_source src;
+    berth_error *ierr; /* the inflater's own failure (bad gzip, stream too long) */
+    int icode;
+    char diff_id[72];
+    /* unpacker thread */
+    core_sha256 *tar_hash; /* the diff_id, when wanted; hashed here to offload the inflater */
     struct archive *a;
     int64_t file_bytes, entries;
     char *cache_rel; /* parent directory whose fd is cached */
     int cache_fd;
-    berth_error *werr;  /* the worker's failure */
+    int tar_code;      /* why qtar stopped, when it was aborted */
+    berth_error *werr; /* the unpacker's failure */
     int wcode;
-    char diff_id[72];
 };
 
 static int queue_input(void *payload, const uint8_t **data, size_t *len)
 {
     berth_extractor *x = payload;
-    return oci_blockq_get(x->q, data, len);
+    return oci_blockq_get(x->qin, data, len);
+}
+
+/* Stop both queues: the caller's next write and both threads see code. */
+static void abort_all(berth_extractor *x, int code)
+{
+    oci_blockq_abort(x->qtar, code);
+    oci_blockq_abort(x->qin, code);
+}
+
+/* The inflater: layer bytes in, tar bytes (counted against the stream ceiling) out. */
+static void *inflate_main(void *payload)
+{
+    berth_extractor *x = payload;
+    const void *buf;
+    uint8_t *dst;
+    size_t len, cap;
+    int r;
+    for (;;) {
+        /* Inflate straight into the next block of the tar queue (no copy). */
+        if (oci_blockq_reserve(x->qtar, &dst, &cap) < 0)
+            return NULL; /* the unpacker failed and stopped everything */
+        if ((r = src_produce_to(&x->src, dst, cap, &buf, &len)) <= 0)
+            break;
+        if (buf == dst)
+            oci_blockq_advance(x->qtar, len);
+        else if (oci_blockq_put(x->qtar, buf, len) < 0) /* plain tar: copy the input block */
+            return NULL;
+    }
+    if (r < 0) {
+        if (x->src.err) {
+            x->ierr = x->src.err;
+            x->src.err = NULL;
+            x->icode = r;
+            abort_all(x, r);
+        }
+        /* else qin was aborted by the unpacker or by free(): not our failure */
+        return NULL;
+    }
+    oci_blockq_close(x->qtar);
+    return NULL;
+}
+
+static la_ssize_t tar_read_cb(struct archive *a, void *payload, const void **buf)
+{
+    berth_extractor *x = payload;
+    const uint8_t *d;
+    size_t len;
+    int r = oci_blockq_get(x->qtar, &d, &len);
+    if (r < 0) {
+        x->tar_code = r;
+        archive_set_error(a, EIO, "layer input stopped");
+        return -1;
+    }
+    if (r == 0)
+        return 0;
+    if (x->tar_hash)
+        core_sha256_update(x->tar_hash, d, len);
+    *buf = d;
+    return (la_ssize_t)len;
+}
+
+/* A libarchive failure in the unpacker. When the input stopped, the inflater (or whoever
+ * aborted) owns the explanation and finish() reports that instead. */
+static int unpack_fail(berth_extractor *x, const char *what)
+{
+    if (x->tar_code < 0)
+        return x->tar_code;
+    const char *msg = archive_error_string(x->a);
+    return core_error_set(&x->werr, BERTH_EINVAL, "%s: %s", what, msg ? msg : "invalid tar data");
 }
 
 static int entry_error(berth_extractor *x, const char *name, const char *what)
@@ -420,8 +510,9 @@ static int make_file(berth_extractor *x, struct archive_entry *e, const char *na
         if (r == ARCHIVE_EOF)
             break;
         if (r < ARCHIVE_WARN) {
-            rc = reader_fail(&x->src, x->a, &x->werr, "reading the layer");
-            core_error_wrap(&x->werr, "entry \"%s\"", name);
+            rc = unpack_fail(x, "reading the layer");
+            if (x->werr)
+                core_error_wrap(&x->werr, "entry \"%s\"", name);
             goto out;
         }
         if (off < pos) {
@@ -564,15 +655,15 @@ static int extract_run(berth_extractor *x)
     x->a = tar_reader_new();
     if (!x->a)
         return core_error_set(&x->werr, BERTH_ENOMEM, "out of memory");
-    if (archive_read_open(x->a, &x->src, NULL, src_read_cb, NULL) != ARCHIVE_OK)
-        return reader_fail(&x->src, x->a, &x->werr, "reading the layer");
+    if (archive_read_open(x->a, x, NULL, tar_read_cb, NULL) != ARCHIVE_OK)
+        return unpack_fail(x, "reading the layer");
     for (;;) {
         struct archive_entry *e;
         int r = archive_read_next_header(x->a, &e);
         if (r == ARCHIVE_EOF)
             break;
         if (r < ARCHIVE_WARN) {
-            rc = reader_fail(&x->src, x->a, &x->werr, "reading the layer");
+            rc = unpack_fail(x, "reading the layer");
             break;
         }
         if (++x->entries > x->max_entries) {
@@ -583,8 +674,21 @@ static int extract_run(berth_extractor *x)
         if ((rc = handle_entry(x, e)) < 0)
             break;
     }
-    if (rc == 0 && (rc = src_drain(&x->src)) < 0)
-        rc = reader_fail(&x->src, x->a, &x->werr, "reading the layer");
+    /* Consume what follows the end-of-archive marker so the inflater can finish. */
+    const uint8_t *d;
+    size_t len;
+    int r;
+    while (rc == 0 && (r = oci_blockq_get(x->qtar, &d, &len)) != 0) {
+        if (r < 0)
+            rc = x->tar_code = r;
+        else if (x->tar_hash)
+            core_sha256_update(x->tar_hash, d, len);
+    }
+    if (rc == 0 && x->tar_hash) {
+        char hex[CORE_SHA256_HEX_LEN + 1];
+        core_sha256_final_hex(x->tar_hash, hex);
+        snprintf(x->diff_id, sizeof(x->diff_id), "sha256:%s", hex);
+    }
     return rc;
 }
 
@@ -599,15 +703,8 @@ static void *extract_main(void *payload)
         archive_read_free(x->a);
         x->a = NULL;
     }
-    if (rc < 0) {
-        if (!x->werr)
-            core_error_set(&x->werr, rc, "extraction failed");
-        oci_blockq_abort(x->q, rc);
-    } else {
-        char hex[CORE_SHA256_HEX_LEN + 1];
-        core_sha256_final_hex(x->src.hash, hex);
-        snprintf(x->diff_id, sizeof(x->diff_id), "sha256:%s", hex);
-    }
+    if (rc < 0)
+        abort_all(x, rc);
     x->wcode = rc;
     drop_cache(x);
     if (utf8) {
@@ -619,6 +716,12 @@ static void *extract_main(void *payload)
 
 int berth_extractor_new(berth_extractor **out, const char *dir, const berth_extract_opts *opts,
                         berth_error **err)
+{
+    return oci_extractor_new(out, dir, opts, true, err);
+}
+
+int oci_extractor_new(berth_extractor **out, const char *dir, const berth_extract_opts *opts,
+                      bool want_diff_id, berth_error **err)
 {
     BERTH_ARG_CHECK(out && dir);
     *out = NULL;
@@ -633,23 +736,29 @@ int berth_extractor_new(berth_extractor **out, const char *dir, const berth_extr
     x->src.input = queue_input;
     x->src.payload = x;
     x->src.max_tar_bytes = x->max_bytes + STREAM_SLACK + x->max_entries * 1024;
-    if (!(x->dir = core_strdup(dir)) || !(x->src.obuf = core_malloc(OUT_BUF))) {
+    if (!(x->dir = core_strdup(dir))) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = core_sha256_new(&x->src.hash, err)) < 0 ||
-        (rc = oci_blockq_new(&x->q, QUEUE_BLOCKS, QUEUE_BLOCK, err)) < 0)
+    if ((want_diff_id && (rc = core_sha256_new(&x->tar_hash, err)) < 0) ||
+        (rc = oci_blockq_new(&x->qin, QUEUE_BLOCKS, QUEUE_BLOCK, err)) < 0 ||
+        (rc = oci_blockq_new(&x->qtar, TAR_BLOCKS, QUEUE_BLOCK, err)) < 0)
         goto out;
     x->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (x->root_fd < 0) {
         rc = core_error_errno(err, errno, "opening directory \"%s\"", dir);
         goto out;
     }
-    if (pthread_create(&x->th, NULL, extract_main, x) != 0) {
+    if (pthread_create(&x->unpacker, NULL, extract_main, x) != 0) {
         rc = core_error_set(err, BERTH_ERROR, "starting the extraction thread");
         goto out;
     }
-    x->started = true;
+    x->unpacker_started = true;
+    if (pthread_create(&x->inflater, NULL, inflate_main, x) != 0) {
+        rc = core_error_set(err, BERTH_ERROR, "starting the decompression thread");
+        goto out;
+    }
+    x->inflater_started = true;
 out:
     if (rc < 0) {
         berth_extractor_free(x);
@@ -664,15 +773,18 @@ int berth_extractor_write(berth_extractor *x, const void *data, size_t len)
     BERTH_ARG_CHECK(x && (data || len == 0));
     if (x->finished)
         return BERTH_EINVAL;
-    return oci_blockq_put(x->q, data, len);
+    return oci_blockq_put(x->qin, data, len);
 }
 
-static void join_worker(berth_extractor *x)
+static void join_workers(berth_extractor *x)
 {
-    if (x->started && !x->joined) {
-        pthread_join(x->th, NULL);
-        x->joined = true;
-    }
+    if (x->joined)
+        return;
+    if (x->inflater_started)
+        pthread_join(x->inflater, NULL);
+    if (x->unpacker_started)
+        pthread_join(x->unpacker, NULL);
+    x->joined = true;
 }
 
 int berth_extractor_finish(berth_extractor *x, char *diff_id_out, berth_error **err)
@@ -681,14 +793,19 @@ int berth_extractor_finish(berth_extractor *x, char *diff_id_out, berth_error **
     if (x->finished)
         return core_error_set(err, BERTH_EINVAL, "extractor already finished");
     x->finished = true;
-    oci_blockq_close(x->q);
-    join_worker(x);
-    if (x->wcode < 0) {
+    oci_blockq_close(x->qin);
+    join_workers(x);
+    /* The inflater's failure explains the unpacker's (its input stopped), not the reverse. */
+    int code = x->icode < 0 ? x->icode : x->wcode;
+    berth_error **which = x->icode < 0 ? &x->ierr : &x->werr;
+    if (code < 0) {
+        if (!*which)
+            core_error_set(which, code, "extraction stopped");
         if (err && !*err) {
-            *err = x->werr;
-            x->werr = NULL;
+            *err = *which;
+            *which = NULL;
         }
-        return x->wcode;
+        return code;
     }
     if (diff_id_out)
         memcpy(diff_id_out, x->diff_id, sizeof(x->diff_id));
@@ -699,16 +816,18 @@ void berth_extractor_free(berth_extractor *x)
 {
     if (!x)
         return;
-    if (x->started && !x->joined) {
-        oci_blockq_abort(x->q, BERTH_ERROR);
-        join_worker(x);
+    if (!x->joined && (x->inflater_started || x->unpacker_started)) {
+        abort_all(x, BERTH_ERROR);
+        join_workers(x);
     }
     if (x->root_fd >= 0)
         close(x->root_fd);
     drop_cache(x);
-    core_sha256_free(x->src.hash);
+    core_sha256_free(x->tar_hash);
     src_dispose(&x->src);
-    oci_blockq_free(x->q);
+    oci_blockq_free(x->qin);
+    oci_blockq_free(x->qtar);
+    berth_error_free(x->ierr);
     berth_error_free(x->werr);
     core_free(x->dir);
     core_free(x);
@@ -756,7 +875,7 @@ int berth_artifact_extract_file(const char *tgz, const char *dir, const berth_ex
 #ifdef POSIX_FADV_SEQUENTIAL
     (void)posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
-    if ((rc = berth_extractor_new(&x, dir, opts, err)) < 0)
+    if ((rc = oci_extractor_new(&x, dir, opts, false, err)) < 0)
         goto out;
     for (;;) {
         const uint8_t *data;
@@ -803,8 +922,8 @@ void oci_tar_items_free(oci_tar_item *items, size_t n)
     core_free(items);
 }
 
-static int list_entry(oci_tar_item *it, struct archive *a, struct archive_entry *e,
-                      tar_source *s, berth_error **err)
+static int list_entry(oci_tar_item *it, struct archive *a, struct archive_entry *e, tar_source *s,
+                      berth_error **err)
 {
     core_sha256 *h = NULL;
     mode_t type = archive_entry_filetype(e);
@@ -840,8 +959,7 @@ static int list_entry(oci_tar_item *it, struct archive *a, struct archive_entry 
     return rc;
 }
 
-int oci_tar_list_file(oci_tar_item **items_out, size_t *n_out, const char *file,
-                      berth_error **err)
+int oci_tar_list_file(oci_tar_item **items_out, size_t *n_out, const char *file, berth_error **err)
 {
     BERTH_ARG_CHECK(items_out && n_out && file);
     *items_out = NULL;

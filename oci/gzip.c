@@ -9,6 +9,11 @@
  * ISA-L parse each member header and check each trailer (ISAL_GZIP); when a member ends and
  * input remains, the state is reset for the next member (RFC 1952 allows several members and
  * `cat a.gz b.gz` produces them).
+ *
+ * The bounded block queue at the end of this file connects the stages of those pipelines (walk
+ * and hash -> compress; download -> inflate -> unpack). Its producer owns one slot at a time
+ * (`filling`); a slot is handed over whole, so the consumer reads without locks and only the
+ * hand-over and the release take the mutex, about twice per MiB.
  */
 #include <pthread.h>
 #include <string.h>
@@ -17,9 +22,9 @@
 
 #include "oci/gzip.h"
 
-#define GZ_OUT_CAP (1u << 20)      /* compressed bytes gathered before out_fn is called */
-#define GZ_OUT_LOW (64u * 1024u)   /* flush when less than this is free */
-#define GZ_IN_STEP (1u << 30)      /* ISA-L counts input in uint32_t */
+#define GZ_OUT_CAP (1u << 20)    /* compressed bytes gathered before out_fn is called */
+#define GZ_OUT_LOW (64u * 1024u) /* flush when less than this is free */
+#define GZ_IN_STEP (1u << 30)    /* ISA-L counts input in uint32_t */
 
 struct oci_gz_writer {
     struct isal_zstream zs;
@@ -219,8 +224,7 @@ int oci_gunzip_run(oci_gunzip *z, const uint8_t **in, size_t *in_len, uint8_t *o
         produced += made;
         if (r < 0) {
             *produced_out = produced;
-            return core_error_set(err, BERTH_EINVAL, "corrupt gzip stream: %s",
-                                  inflate_reason(r));
+            return core_error_set(err, BERTH_EINVAL, "corrupt gzip stream: %s", inflate_reason(r));
         }
         if (z->st.block_state == ISAL_BLOCK_FINISH)
             z->member_done = true;
@@ -298,35 +302,53 @@ static void commit_locked(oci_blockq *q)
     pthread_cond_signal(&q->not_empty);
 }
 
+int oci_blockq_reserve(oci_blockq *q, uint8_t **buf, size_t *cap)
+{
+    if (!q->filling) {
+        /* Starting a slot: wait until one is neither queued nor held by the consumer. */
+        pthread_mutex_lock(&q->mu);
+        while (q->ready + (q->held ? 1 : 0) == q->n && !q->abort_code)
+            pthread_cond_wait(&q->not_full, &q->mu);
+        int code = q->abort_code;
+        q->filling = code == 0;
+        pthread_mutex_unlock(&q->mu);
+        if (code)
+            return code;
+        q->slots[q->wpos].len = 0;
+    }
+    qslot *s = &q->slots[q->wpos];
+    *buf = s->buf + s->len;
+    *cap = q->bs - s->len;
+    return 0;
+}
+
+void oci_blockq_advance(oci_blockq *q, size_t n)
+{
+    qslot *s = &q->slots[q->wpos];
+    if (BERTH_NEVER(!q->filling || n > q->bs - s->len))
+        return;
+    s->len += n;
+    if (s->len == q->bs) {
+        pthread_mutex_lock(&q->mu);
+        commit_locked(q);
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
 int oci_blockq_put(oci_blockq *q, const void *data, size_t len)
 {
     const uint8_t *p = data;
     while (len > 0) {
-        if (!q->filling) {
-            /* Starting a slot: wait until one is neither queued nor held by the consumer. */
-            pthread_mutex_lock(&q->mu);
-            while (q->ready + (q->held ? 1 : 0) == q->n && !q->abort_code)
-                pthread_cond_wait(&q->not_full, &q->mu);
-            int code = q->abort_code;
-            q->filling = code == 0;
-            pthread_mutex_unlock(&q->mu);
-            if (code)
-                return code;
-            q->slots[q->wpos].len = 0;
-        }
-        qslot *s = &q->slots[q->wpos];
-        size_t take = q->bs - s->len;
-        if (take > len)
-            take = len;
-        memcpy(s->buf + s->len, p, take);
-        s->len += take;
+        uint8_t *buf;
+        size_t cap;
+        int rc = oci_blockq_reserve(q, &buf, &cap);
+        if (rc < 0)
+            return rc;
+        size_t take = cap < len ? cap : len;
+        memcpy(buf, p, take);
+        oci_blockq_advance(q, take);
         p += take;
         len -= take;
-        if (s->len == q->bs) {
-            pthread_mutex_lock(&q->mu);
-            commit_locked(q);
-            pthread_mutex_unlock(&q->mu);
-        }
     }
     return 0;
 }

@@ -59,6 +59,13 @@ typedef struct oci_blockq oci_blockq;
 int oci_blockq_new(oci_blockq **out, size_t nblocks, size_t block_size, berth_error **err);
 /** Producer: copy len bytes in, waiting for room. Returns 0, or the abort code once aborted. */
 int oci_blockq_put(oci_blockq *q, const void *data, size_t len);
+/**
+ * Producer, zero-copy: the free space of the block being filled (waiting for a block if needed).
+ * Returns 0 with (*buf, *cap), cap > 0, or the abort code. Write into it, then advance.
+ */
+int oci_blockq_reserve(oci_blockq *q, uint8_t **buf, size_t *cap);
+/** Producer: n bytes (at most the reserved cap) were written; a full block is handed over. */
+void oci_blockq_advance(oci_blockq *q, size_t n);
 /** Producer: hand over the partial block and signal the end of the stream. */
 int oci_blockq_close(oci_blockq *q);
 /**

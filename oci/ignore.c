@@ -350,8 +350,8 @@ static int pattern_match(const ig_pattern *p, char *const *path, size_t n, bool 
 {
     if (n == 0)
         return 0;
-    bool m = p->is_glob ? glob_parts_match(p, path, n, is_dir)
-                        : simple_name_match(p, path, n, is_dir);
+    bool m =
+        p->is_glob ? glob_parts_match(p, path, n, is_dir) : simple_name_match(p, path, n, is_dir);
     if (!m)
         return 0;
     return p->inclusion ? -1 : 1;
@@ -378,8 +378,7 @@ static bool is_pattern_line(const char *s)
     return false;
 }
 
-int oci_ignore_new_list(oci_ignore **out, const char *const *patterns, size_t n,
-                        berth_error **err)
+int oci_ignore_new_list(oci_ignore **out, const char *const *patterns, size_t n, berth_error **err)
 {
     BERTH_ARG_CHECK(out && (patterns || n == 0));
     *out = NULL;

@@ -15,8 +15,7 @@ typedef struct oci_ignore oci_ignore;
  */
 int oci_ignore_new(oci_ignore **out, const char *patterns, berth_error **err);
 /** Compile an array of individual patterns (no comma splitting). */
-int oci_ignore_new_list(oci_ignore **out, const char *const *patterns, size_t n,
-                        berth_error **err);
+int oci_ignore_new_list(oci_ignore **out, const char *const *patterns, size_t n, berth_error **err);
 /**
  * True when rel ("a/b/c.yaml", '/'-separated, relative to the archive root, not "." or empty)
  * is excluded. Patterns are tried last to first and the first that matches decides.

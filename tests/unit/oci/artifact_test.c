@@ -122,8 +122,7 @@ static bool have_tool(const char *name)
     return rc == 0;
 }
 
-static void build_ok(berth_artifact_layer *l, const char *path, const char *out,
-                     const char *ignore)
+static void build_ok(berth_artifact_layer *l, const char *path, const char *out, const char *ignore)
 {
     berth_artifact_build_opts o = BERTH_ARTIFACT_BUILD_OPTS_INIT;
     berth_error *err = NULL;

@@ -106,8 +106,7 @@ static void expect_refused(const char *name, const char *word1, const char *word
     char *dir, *text;
     assert_int_equal(extract_fixture(name, NULL, &dir, &text), BERTH_EINVAL);
     if (!strstr(text, word1) || (word2 && !strstr(text, word2)))
-        fail_msg("%s: message \"%s\" lacks \"%s\"/\"%s\"", name, text, word1,
-                 word2 ? word2 : "");
+        fail_msg("%s: message \"%s\" lacks \"%s\"/\"%s\"", name, text, word1, word2 ? word2 : "");
     free(text);
     rm_rf(dir);
 }
@@ -302,8 +301,7 @@ static void extract_plain_tar_and_multi_member_gzip(void **state)
 }
 
 /* Feed a file in pieces of the given size; return the code and the diff_id. */
-static int feed(const char *file, size_t piece, char diff_id[72], char **dir_out,
-                berth_error **err)
+static int feed(const char *file, size_t piece, char diff_id[72], char **dir_out, berth_error **err)
 {
     berth_buf data;
     read_all(file, &data);

@@ -43,10 +43,22 @@ static const glob_case glob_cases[] = {
     {"ab[^e-g]", "abc", true},
     {"a\\*b", "a*b", true},
     {"a\\*b", "ab", false},
-    {"a?b", "a\xe2\x98\xba" "b", true},
-    {"a[^a]b", "a\xe2\x98\xba" "b", true},
-    {"a???b", "a\xe2\x98\xba" "b", false},
-    {"a[^a][^a][^a]b", "a\xe2\x98\xba" "b", false},
+    {"a?b",
+     "a\xe2\x98\xba"
+     "b",
+     true},
+    {"a[^a]b",
+     "a\xe2\x98\xba"
+     "b",
+     true},
+    {"a???b",
+     "a\xe2\x98\xba"
+     "b",
+     false},
+    {"a[^a][^a][^a]b",
+     "a\xe2\x98\xba"
+     "b",
+     false},
     {"[a-\xce\xb6]*", "\xce\xb1", true},
     {"*[a-\xce\xb6]", "A", false},
     {"a?b", "a/b", false},
@@ -97,8 +109,8 @@ static const ignore_case ignore_cases[] = {
     {NULL, ".git", true, true},
     {NULL, ".git/config", false, true},
     {NULL, ".git/objects/ab", true, true},
-    {NULL, "sub/.git", true, true},  /* no '/' inside: any depth */
-    {NULL, ".git", false, false},    /* a submodule's .git file: dir-only pattern */
+    {NULL, "sub/.git", true, true}, /* no '/' inside: any depth */
+    {NULL, ".git", false, false},   /* a submodule's .git file: dir-only pattern */
     {NULL, ".gitignore", false, true},
     {NULL, "a/.gitmodules", false, true},
     {NULL, "x.png", false, true},
@@ -159,7 +171,7 @@ static const ignore_case ignore_cases[] = {
     /* list syntax */
     {",,#comment,  ,x.txt", "x.txt", false, true},
     {"#x.txt", "x.txt", false, false},
-    {"x.txt  ", "x.txt", false, true},  /* trailing spaces trimmed */
+    {"x.txt  ", "x.txt", false, true},   /* trailing spaces trimmed */
     {"x.txt\\ ", "x.txt", false, false}, /* unless escaped */
     {"", "anything", false, false},
     /* the root is never matched */
@@ -178,9 +190,9 @@ static void ignore_table(void **state)
         bool got = oci_ignore_match(ig, c->path, c->is_dir);
         oci_ignore_free(ig);
         if (got != c->excluded)
-            fail_msg("patterns \"%s\" path \"%s\"%s: expected %s", c->patterns ? c->patterns
-                                                                             : "(default)",
-                     c->path, c->is_dir ? " (dir)" : "", c->excluded ? "excluded" : "included");
+            fail_msg("patterns \"%s\" path \"%s\"%s: expected %s",
+                     c->patterns ? c->patterns : "(default)", c->path, c->is_dir ? " (dir)" : "",
+                     c->excluded ? "excluded" : "included");
     }
 }
 
