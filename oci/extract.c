@@ -878,8 +878,8 @@ int berth_artifact_extract_file(const char *tgz, const char *dir, const berth_ex
     if ((rc = oci_extractor_new(&x, dir, opts, false, err)) < 0)
         goto out;
     for (;;) {
-        const uint8_t *data;
-        size_t len;
+        const uint8_t *data = NULL;
+        size_t len = 0;
         int r = file_read(&f, &data, &len);
         if (r < 0) {
             rc = r;

@@ -339,8 +339,8 @@ int oci_blockq_put(oci_blockq *q, const void *data, size_t len)
 {
     const uint8_t *p = data;
     while (len > 0) {
-        uint8_t *buf;
-        size_t cap;
+        uint8_t *buf = NULL;
+        size_t cap = 0;
         int rc = oci_blockq_reserve(q, &buf, &cap);
         if (rc < 0)
             return rc;
