@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(cmake make gcc pkg-config ca-certificates
   libcurl4-openssl-dev libssl-dev libarchive-dev libjansson-dev libyaml-dev libsodium-dev
   libisal-dev libpcre2-dev libcmocka-dev)
-test_pkgs=(docker-registry skopeo umoci apache2-utils openssl curl jq python3 isal git
+test_pkgs=(docker-registry skopeo umoci apache2-utils openssl curl jq python3 isal git clang-format
   procps tar gzip)
 bench_pkgs=(time hyperfine)
 

@@ -101,7 +101,7 @@ typedef struct berth_push_opts {
 #define BERTH_PUSH_OPTS_VERSION 1
 #define BERTH_PUSH_OPTS_INIT                                                                       \
     {                                                                                              \
-        .version = BERTH_PUSH_OPTS_VERSION                                                                    \
+        .version = BERTH_PUSH_OPTS_VERSION                                                         \
     }
 
 typedef struct berth_push_result {

@@ -30,7 +30,7 @@ typedef struct berth_copy_opts {
 #define BERTH_COPY_OPTS_VERSION 1
 #define BERTH_COPY_OPTS_INIT                                                                       \
     {                                                                                              \
-        .version = BERTH_COPY_OPTS_VERSION                                                                    \
+        .version = BERTH_COPY_OPTS_VERSION                                                         \
     }
 
 typedef struct berth_copy_result {
