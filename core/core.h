@@ -80,6 +80,8 @@ void core_sha256_digest(char out[72], const void *data, size_t len);
 /** Write data to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int core_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          berth_error **err);
+/** write() all of data, retrying on EINTR and short writes. Returns 0, or -1 with errno set. */
+int core_fs_write_all(int fd, const void *data, size_t len);
 /** Read a whole file, refusing files larger than max_bytes. */
 int core_fs_read_file(berth_buf *out, const char *path, size_t max_bytes, berth_error **err);
 /** mkdir -p with mode for created directories. */

@@ -38,7 +38,7 @@ int core_fs_sync_dir(const char *path, berth_error **err)
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int core_fs_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -69,7 +69,7 @@ int core_fs_write_atomic(const char *path, const void *data, size_t len, mode_t 
         rc = core_error_errno(err, errno, "creating temporary file for \"%s\"", path);
         goto out;
     }
-    if (write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+    if (core_fs_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
         rc = core_error_errno(err, errno, "writing \"%s\"", tmp);
         goto out;
     }

@@ -70,28 +70,12 @@ typedef struct build {
     int ccode;
 } build;
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* ---------------------------------------------------------------- compressor thread */
 static int gz_out(void *payload, const void *data, size_t len)
 {
     build *b = payload;
     core_sha256_update(b->gz_hash, data, len);
-    if (write_all(b->fd, data, len) < 0)
+    if (core_fs_write_all(b->fd, data, len) < 0)
         return core_error_errno(&b->cerr, errno, "writing \"%s\"", b->tmp_path);
     b->gz_size += (int64_t)len;
     return 0;

@@ -456,22 +456,6 @@ static int make_dir(berth_extractor *x, const char *name, mode_t mode)
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int bytes_exceeded(berth_extractor *x, const char *name)
 {
     return core_error_set(&x->werr, BERTH_EINVAL,
@@ -527,7 +511,7 @@ static int make_file(berth_extractor *x, struct archive_entry *e, const char *na
             rc = core_error_errno(&x->werr, errno, "entry \"%s\": seeking", name);
             goto out;
         }
-        if (write_all(fd, buf, len) < 0) {
+        if (core_fs_write_all(fd, buf, len) < 0) {
             rc = core_error_errno(&x->werr, errno, "entry \"%s\": writing", name);
             goto out;
         }

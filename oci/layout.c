@@ -419,22 +419,6 @@ static char *sniff_media_type(const void *data, size_t len)
 
 /* ---------------------------------------------------------------- blobs */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int layout_blob_exists(oci_store *s, const char *digest, int64_t size, bool *out,
                               berth_error **err)
 {
@@ -562,14 +546,14 @@ static int blob_write(layout *l, const char *digest, const char *src_path, const
                 goto out;
             }
             core_sha256_update(h, buf, (size_t)n);
-            if (write_all(fd, buf, (size_t)n) < 0) {
+            if (core_fs_write_all(fd, buf, (size_t)n) < 0) {
                 rc = core_error_errno(err, errno, "writing \"%s\"", tmp);
                 goto out;
             }
         }
     } else {
         core_sha256_update(h, data, len);
-        if (write_all(fd, data, len) < 0) {
+        if (core_fs_write_all(fd, data, len) < 0) {
             rc = core_error_errno(err, errno, "writing \"%s\"", tmp);
             goto out;
         }
@@ -1176,7 +1160,7 @@ static int extract_archive(const char *file, const char *dir, berth_error **err)
                                     rel, file, archive_error_string(a));
                 goto out;
             }
-            if (write_all(fd, buf, (size_t)n) < 0) {
+            if (core_fs_write_all(fd, buf, (size_t)n) < 0) {
                 rc = core_error_errno(err, errno, "extracting \"%s\" from \"%s\"", rel, file);
                 goto out;
             }
