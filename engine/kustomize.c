@@ -491,7 +491,7 @@ static int add_object(eng_kz_ctx *ctx, const eng_kz_file *f, const char *rel, si
                       json_t *obj, eng_kz_set *set)
 {
     eng_kz_res *r;
-    int rc;
+    int rc = 0;
     if (is_list(obj)) {
         json_t *item;
         size_t i;
