@@ -642,7 +642,7 @@ static int match_chunk(str chunk, str s, str *rest)
             chunk = str_drop(chunk, 1);
             if (chunk.n == 0)
                 return -1;
-            /* fall through */
+            __attribute__((fallthrough)); /* the escaped byte matches literally */
         default:
             if (chunk.p[0] != s.p[0])
                 return 0;
