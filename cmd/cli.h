@@ -19,6 +19,7 @@
 #include <berth/copy.h>
 #include <berth/error.h>
 #include <berth/oci.h>
+#include <berth/signatures.h>
 
 /* ---------------------------------------------------------------- exit codes (docs/errors.md) */
 enum {
@@ -254,6 +255,43 @@ int cli_generate_key_pair(int argc, char **argv);
  */
 int cli_password_read(char *buf, size_t size, bool confirm);
 int cli_list_artifacts(int argc, char **argv);
+int cli_sign(int argc, char **argv);
+int cli_verify(int argc, char **argv);
+
+/* --sign-key and --bundle of push artifact (read with cli_sign_key_load). */
+#define CLI_FLAGS_SIGN                                                                             \
+    {.name = "sign-key",                                                                           \
+     .kind = CLI_STR,                                                                              \
+     .meta = "KEY",                                                                                \
+     .help = "sign the pushed digest with this cosign private key"},                               \
+    {                                                                                              \
+        .name = "bundle", .kind = CLI_BOOL,                                                        \
+        .help = "with --sign-key: write a Sigstore bundle referrer instead of a .sig signature"    \
+    }
+
+/**
+ * Load the private key named by the flag `flag` (cmd/sign.c), asking for its password with
+ * cli_password_read. Flag not given: *out = NULL (a usage error if --bundle was given). Returns
+ * CLI_CONTINUE, or the exit code after printing the error. Free *out with
+ * berth_sign_privkey_free.
+ */
+int cli_sign_key_load(berth_sign_privkey **out, const cli_cmd *cmd, const char *flag);
+/**
+ * Sign ref with key in the classic or bundle format and print one "Signed ..." line to report.
+ * Returns CLI_EXIT_OK or the exit code after printing the error.
+ */
+int cli_sign_ref(const cli_cmd *cmd, berth_oci_client *client, const berth_oci_ref *ref,
+                 const berth_sign_privkey *key, bool bundle, FILE *report);
+/**
+ * Verify ref (cmd/verify.c) with the public keys at key_paths. Returns CLI_CONTINUE when a
+ * signature verified (*res filled: res->digest is the digest to fetch); otherwise prints the
+ * error (and the reason per signature) and returns the exit code (3 when nothing verified).
+ * Dispose *res in every case.
+ */
+int cli_verify_ref(berth_signatures_result *res, const cli_cmd *cmd, berth_oci_client *client,
+                   const berth_oci_ref *ref, char *const *key_paths, size_t n_keys);
+/** Print one line per signature of res ("verified"/"failed", format, location, key or why). */
+void cli_verify_print(FILE *f, const berth_signatures_result *res);
 int cli_pull_artifact(int argc, char **argv);
 int cli_push_artifact(int argc, char **argv);
 int cli_tag_artifact(int argc, char **argv);

@@ -24,7 +24,9 @@ static const cli_verb verbs[] = {
     {"list", "artifacts", cli_list_artifacts, "list the artifacts (tags) of a repository"},
     {"pull", "artifact", cli_pull_artifact, "pull an artifact and extract it into a directory"},
     {"push", "artifact", cli_push_artifact, "build a directory into an artifact and push it"},
+    {"sign", NULL, cli_sign, "sign an artifact in a registry with a cosign key"},
     {"tag", "artifact", cli_tag_artifact, "add tags to an artifact"},
+    {"verify", NULL, cli_verify, "verify the signatures of an artifact with public keys"},
     {"version", NULL, cli_version, "print the berth version"},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -1,6 +1,8 @@
 /*
  * berth pull artifact: download an artifact and extract its content layer into an existing
  * directory. The directory only ever sees verified bytes (berth_artifact_pull stages them).
+ * With --verify-key the tag is resolved and its signatures verified first, then the verified
+ * digest is pulled: a failed verification downloads no layer at all.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,6 +42,10 @@ int cli_pull_artifact(int argc, char **argv)
          .kind = CLI_STR,
          .meta = "MT",
          .help = "extract the layer of this media type instead of the first tar+gzip one"},
+        {.name = "verify-key",
+         .kind = CLI_LIST,
+         .meta = "PUB",
+         .help = "verify the signatures with this public key first (any key may verify)"},
         CLI_FLAG_FORMAT("json", NULL),
         CLI_FLAGS_REGISTRY,
         CLI_FLAGS_COMMON,
@@ -55,6 +61,8 @@ int cli_pull_artifact(int argc, char **argv)
                    .max_args = 1,
                    .flags = flags};
     berth_pull_result res = {.source = NULL};
+    berth_signatures_result vres = {.ok = false};
+    const cli_flag *vkeys = cli_flag_get(&cmd, "verify-key");
     berth_oci_ref ref = {.registry = NULL};
     berth_oci_client *client = NULL;
     berth_error *err = NULL;
@@ -77,7 +85,19 @@ int cli_pull_artifact(int argc, char **argv)
         goto out;
     }
     cli_progress_init(&prog, &cmd);
-    if ((rc = cli_client_new(&client, &cmd, NULL, &prog, &err)) == 0)
+    if ((rc = cli_client_new(&client, &cmd, NULL, &prog, &err)) == 0 && vkeys->n > 0) {
+        code = cli_verify_ref(&vres, &cmd, client, &ref, vkeys->values, vkeys->n);
+        cli_progress_end(&prog);
+        if (code != CLI_CONTINUE)
+            goto out;
+        if (!cli_bool(&cmd, "quiet"))
+            fprintf(stderr, "verified %s with %s (%s)\n", vres.digest,
+                    vres.entries[vres.verified].check.key_name,
+                    berth_signatures_format_name(vres.entries[vres.verified].format));
+        if (berth_oci_ref_set(&ref, NULL, vres.digest) < 0) /* pull what was verified */
+            abort();
+    }
+    if (rc == 0)
         rc = berth_artifact_pull(&res, client, &ref, dir, cli_str(&cmd, "layer-media-type"), NULL,
                                  &err);
     cli_progress_end(&prog);
@@ -88,6 +108,7 @@ int cli_pull_artifact(int argc, char **argv)
     print_result(&cmd, &ref, &res);
     code = CLI_EXIT_OK;
 out:
+    berth_signatures_result_dispose(&vres);
     berth_pull_result_dispose(&res);
     berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);

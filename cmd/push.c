@@ -1,6 +1,7 @@
 /*
  * berth push artifact: build a directory (or file) into a Flux-format artifact and push it.
- * Flags and output follow `flux push artifact` (spec oci-artifacts.md 1.6).
+ * Flags and output follow `flux push artifact` (spec oci-artifacts.md 1.6); --sign-key signs
+ * the pushed digest right away (berth sign).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ int cli_push_artifact(int argc, char **argv)
         {.name = "reproducible",
          .kind = CLI_BOOL,
          .help = "set the created annotation to the Unix epoch so equal trees give equal digests"},
+        CLI_FLAGS_SIGN,
         CLI_FLAG_FORMAT("json|yaml", "output"),
         CLI_FLAGS_REGISTRY,
         CLI_FLAGS_COMMON,
@@ -91,6 +93,7 @@ int cli_push_artifact(int argc, char **argv)
     berth_push_result res = {.repository = NULL};
     berth_oci_ref ref = {.registry = NULL};
     berth_oci_client *client = NULL;
+    berth_sign_privkey *skey = NULL;
     berth_error *err = NULL;
     cli_progress prog;
     const cli_flag *ann = cli_flag_get(&cmd, "annotations");
@@ -101,6 +104,8 @@ int cli_push_artifact(int argc, char **argv)
 
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
+    if ((code = cli_sign_key_load(&skey, &cmd, "sign-key")) != CLI_CONTINUE)
+        goto out; /* before the push: a wrong password leaves nothing unsigned behind */
     kv = cli_xmalloc((ann->n + 1) * sizeof(*kv));
     for (size_t i = 0; i < ann->n; i++) {
         if (!annotation_split(&kv[i], ann->values[i])) {
@@ -137,7 +142,12 @@ int cli_push_artifact(int argc, char **argv)
     }
     print_result(&cmd, &res, res.tag ? res.tag : ref.tag);
     code = CLI_EXIT_OK;
+    if (skey && berth_oci_ref_set(&ref, NULL, res.digest) < 0) /* sign what was pushed */
+        abort();
+    if (skey)
+        code = cli_sign_ref(&cmd, client, &ref, skey, cli_bool(&cmd, "bundle"), stderr);
 out:
+    berth_sign_privkey_free(skey);
     berth_push_result_dispose(&res);
     berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);

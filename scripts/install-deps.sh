@@ -21,6 +21,13 @@ for arg in "$@"; do
   esac
 done
 
+# node + npm drive the sigstore-js cross-check of signed bundles (tests/integration/
+# test_signing.sh); a node/npm already on PATH (e.g. from nodesource) is used as it is.
+if [ "${#want[@]}" -gt "${#build_pkgs[@]}" ] &&
+  { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
+  want+=(nodejs npm)
+fi
+
 missing=()
 for p in "${want[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
