@@ -297,4 +297,11 @@ int cli_push_artifact(int argc, char **argv);
 int cli_tag_artifact(int argc, char **argv);
 int cli_version(int argc, char **argv);
 
+/* ---------------------------------------------------------------- engine verbs (run, get) */
+#include <berth/engine.h>
+int cli_run(int argc, char **argv);
+int cli_get(int argc, char **argv);
+/** Print engine rows (cmd/get.c) as the `flux get` table, or as JSON; kinds: prefix the kind. */
+void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json, bool kinds);
+
 #endif

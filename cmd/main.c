@@ -28,6 +28,8 @@ static const cli_verb verbs[] = {
     {"tag", "artifact", cli_tag_artifact, "add tags to an artifact"},
     {"verify", NULL, cli_verify, "verify the signatures of an artifact with public keys"},
     {"version", NULL, cli_version, "print the berth version"},
+    {"run", NULL, cli_run, "run the GitOps engine (OCIRepository -> Kustomization -> target)"},
+    {"get", NULL, cli_get, "show the status of the engine's objects"},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # berth's main job on an embedded default, on loopback only:
 #   start a local registry, push the sample app config as a Flux-format artifact, list it,
-#   pull it back, verify every digest, and show the result.
-# (The engine that syncs the artifact to a target arrives with the engine issue; this script
-#  will grow into that full demo.)
+#   pull it back and verify every digest; then generate a key pair, sign, and let the engine
+#   (`berth run --once`) sync the verified artifact into a directory target, show the files and
+#   `berth get all`; then push a signed change and show the update and the prune.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -58,4 +58,40 @@ echo "== pulled files"
 (cd "$work/out" && find . -type f | sort)
 echo "== berth diff artifact (local v2 tree vs registry v2)"
 "$berth" diff artifact "oci://$reg/demo/app:v2" --path="$work/app-v2"
-echo "== demo finished: pushed, listed, pulled and verified against $reg"
+
+# 4. the engine: a signed artifact, a verified OCIRepository, a Kustomization, a directory target
+export BERTH_PASSWORD=berth-demo
+echo "== berth generate-key-pair (cosign format)"
+"$berth" generate-key-pair --output-key-prefix="$work/cosign"
+echo "== berth sign oci://$reg/demo/app:v1"
+"$berth" sign "oci://$reg/demo/app:v1" --key="$work/cosign.key"
+mkdir -p "$work/config"
+write_config() { # TAG
+  sed -e "s|@REGISTRY@|$reg|; s|@TAG@|$1|" testdata/engine/demo/berth.yaml.tmpl |
+    awk -v pub="$work/cosign.pub" '/^@COSIGN_PUB@$/ { while ((getline l < pub) > 0) print "    " l; next } { print }' \
+      >"$work/config/berth.yaml"
+}
+write_config v1
+run_engine() {
+  echo "== berth run --once --config=$work/config --state-dir=$work/state --target=dir:$work/target"
+  "$berth" run --once --config="$work/config" --state-dir="$work/state" --target="dir:$work/target"
+  echo "== target files"
+  (cd "$work/target" && find . -type f | sort)
+  echo "== berth get all"
+  "$berth" get all --state-dir="$work/state"
+}
+run_engine
+
+# 5. a change: the Service removed, the greeting changed; signed, and the config moved to v3
+cp -r "$work/app-v2" "$work/app-v3"
+rm "$work/app-v3/workloads/web/service.yaml"
+sed -i 's/hello from berth/hello from berth v3/' "$work/app-v3/config/configmap.yaml"
+echo "== berth push artifact oci://$reg/demo/app:v3 (Service removed, greeting changed) and sign it"
+"$berth" push artifact "oci://$reg/demo/app:v3" --path="$work/app-v3" \
+  --source=https://example.invalid/app.git --revision=main@sha1:v3
+"$berth" sign "oci://$reg/demo/app:v3" --key="$work/cosign.key"
+write_config v3
+run_engine
+echo "== the updated ConfigMap"
+grep GREETING "$work/target/demo/core_ConfigMap_web-config.yaml"
+echo "== demo finished: pushed, signed, verified, synced, updated and pruned against $reg"

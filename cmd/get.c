@@ -1,0 +1,119 @@
+/*
+ * berth get sources oci|kustomizations|all: the status the engine wrote, as `flux get` prints it
+ * (NAME, REVISION, SUSPENDED, READY, MESSAGE), or the status documents with -o json. Reads the
+ * state directory's status files; needs no lock, so it works while `berth run` is running.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <berth/engine.h>
+
+#include "cli.h"
+
+void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json, bool kinds)
+{
+    static const char *const heads[] = {"NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"};
+    static char s_true[] = "True", s_false[] = "False";
+    char **cells;
+
+    if (json) {
+        fputs("[", f);
+        for (size_t i = 0; i < n; i++) {
+            fprintf(f, "%s\n  {\"kind\": ", i ? "," : "");
+            cli_json_str(f, rows[i].kind);
+            fputs(", \"namespace\": ", f);
+            cli_json_str(f, rows[i].ns);
+            fputs(", \"name\": ", f);
+            cli_json_str(f, rows[i].name);
+            fprintf(f, ", \"status\": %s}", rows[i].status_json);
+        }
+        fputs(n ? "\n]\n" : "]\n", f);
+        return;
+    }
+    cells = cli_xmalloc((n + 1) * 5 * sizeof(*cells));
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(rows[i].kind) + strlen(rows[i].ns) + strlen(rows[i].name) + 3;
+        char *name = cli_xmalloc(len);
+        if (kinds)
+            snprintf(name, len, "%s/%s",
+                     strcmp(rows[i].kind, "OCIRepository") == 0 ? "ocirepository" : "kustomization",
+                     rows[i].name);
+        else
+            snprintf(name, len, "%s", rows[i].name);
+        cells[i * 5] = name;
+        cells[i * 5 + 1] = rows[i].revision;
+        cells[i * 5 + 2] = rows[i].suspended ? s_true : s_false;
+        cells[i * 5 + 3] = rows[i].ready;
+        cells[i * 5 + 4] = rows[i].message;
+    }
+    cli_table(f, heads, 5, 5, cells, n);
+    for (size_t i = 0; i < n; i++)
+        free(cells[i * 5]);
+    free(cells);
+}
+
+int cli_get(int argc, char **argv)
+{
+    cli_flag flags[] = {
+        {.name = "state-dir",
+         .kind = CLI_STR,
+         .meta = "DIR",
+         .def = "./.berth",
+         .help = "the state directory of `berth run`"},
+        CLI_FLAG_FORMAT("table|json", "output"),
+        CLI_FLAGS_COMMON,
+        CLI_FLAG_END,
+    };
+    cli_cmd cmd = {.path = "berth get",
+                   .usage = "sources oci|kustomizations|all [flags]",
+                   .summary = "Show the status of the engine's objects.",
+                   .details = "Reads the status files of the state directory (no lock needed).",
+                   .examples = "  berth get all --state-dir=./.berth\n"
+                               "  berth get sources oci -o json",
+                   .min_args = 1,
+                   .max_args = 2,
+                   .flags = flags};
+    berth_engine_row *rows = NULL;
+    berth_error *err = NULL;
+    const char *kind = NULL, *what;
+    size_t n = 0;
+    int rc, code;
+
+    if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
+        goto out;
+    what = cmd.args[0];
+    if (strcmp(what, "sources") == 0 || strcmp(what, "source") == 0) {
+        if (cmd.n_args != 2 ||
+            (strcmp(cmd.args[1], "oci") != 0 && strcmp(cmd.args[1], "all") != 0)) {
+            code = cli_usage_error(&cmd, "\"berth get sources\" takes \"oci\" (or \"all\")");
+            goto out;
+        }
+        kind = "OCIRepository";
+    } else if (strcmp(what, "kustomizations") == 0 || strcmp(what, "kustomization") == 0 ||
+               strcmp(what, "ks") == 0) {
+        kind = "Kustomization";
+    } else if (strcmp(what, "all") != 0) {
+        code = cli_usage_error(&cmd,
+                               "unknown object type \"%s\" (want sources oci, "
+                               "kustomizations or all)",
+                               what);
+        goto out;
+    }
+    if (cmd.n_args == 2 && kind && strcmp(kind, "Kustomization") == 0) {
+        code = cli_usage_error(&cmd, "unexpected argument \"%s\"", cmd.args[1]);
+        goto out;
+    }
+    if ((rc = berth_engine_status_list(&rows, &n, cli_str(&cmd, "state-dir"), kind, &err)) < 0) {
+        code = cli_fail(&cmd, rc, err);
+        goto out;
+    }
+    if (n == 0 && cli_output_format(&cmd) != CLI_OUT_JSON)
+        fputs("no objects found\n", stderr);
+    else
+        cli_engine_print(stdout, rows, n, cli_output_format(&cmd) == CLI_OUT_JSON, !kind);
+    code = CLI_EXIT_OK;
+out:
+    berth_engine_rows_free(rows, n);
+    cli_cmd_dispose(&cmd);
+    return code;
+}

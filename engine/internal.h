@@ -1,0 +1,64 @@
+/*
+ * engine/internal.h: what the engine's reconcilers share (internal, prefix eng_): the context
+ * of one pass (config, state, target), the logfmt logger and the status writer that skips
+ * unchanged documents, so a no-change reconcile rewrites nothing.
+ */
+#ifndef BERTH_ENGINE_INTERNAL_H
+#define BERTH_ENGINE_INTERNAL_H
+
+#include <jansson.h>
+
+#include <berth/error.h>
+
+#include "engine/config.h"
+#include "engine/state.h"
+#include "engine/target.h"
+
+#define ENG_KIND_OCIREPO "OCIRepository"
+#define ENG_KIND_KS "Kustomization"
+
+/** What a reconcile pass works with; everything borrowed. */
+typedef struct eng_ctx {
+    eng_state *state;
+    const eng_config *cfg;
+    eng_target *target;
+    bool debug;     /* trace registry exchanges */
+    int64_t now_ms; /* wall clock read once per reconcile */
+    bool changed;   /* set by a reconcile that stored a new artifact / applied a new revision */
+} eng_ctx;
+
+/**
+ * Reconcile one OCIRepository (oci-artifacts.md §2.7) and write its status. Object failures go
+ * into the status (*ready_out false); the return is 0, or a negative code when the state
+ * directory could not be written (or ENOMEM).
+ */
+int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_out,
+                             berth_error **err);
+
+/** Reconcile one Kustomization (engine.md §1) and write its status and inventory. Same returns. */
+int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
+                                berth_error **err);
+
+/** One logfmt line to stderr: level, event, kind, name ("ns/name"), msg. */
+void eng_log(const char *level, const char *event, const char *kind, const char *ns,
+             const char *name, const char *fmt, ...) BERTH_PRINTF(6, 7);
+
+/** Set a condition with observedGeneration 1 (the file store has no generations). */
+int eng_cond(json_t *status, const char *type, const char *st, const char *reason,
+             const char *message, int64_t now_ms, berth_error **err);
+
+/** Write status unless it equals old (which may be NULL). Returns 0 or the state's codes. */
+int eng_status_commit(eng_ctx *ctx, const char *kind, const char *ns, const char *name,
+                      const json_t *old, const json_t *status, berth_error **err);
+
+/** Record an event (best effort: a failure is logged, never returned). */
+void eng_emit(eng_ctx *ctx, const char *severity, const char *kind, const char *ns,
+              const char *name, const char *reason, const char *message);
+
+/** "True" when the status's Ready condition is True. */
+bool eng_status_is_ready(const json_t *status);
+
+/** A string member of status (path of up to two keys), or NULL. */
+const char *eng_status_str(const json_t *status, const char *k1, const char *k2);
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * engine/kustomization.c: the Kustomization reconciler (spec/engine.md §1): take the artifact of
+ * its source, build it (eng_build: kustomize subset, spec overlay, postBuild substitution), apply
+ * the objects to the target, prune what left the inventory, and write inventory and status as
+ * kustomize-controller does.
+ *
+ * Design: every reconcile builds and plans (cheap, local, and it is how drift is found); only
+ * changes are written, so a no-change pass rewrites nothing. A failure before or during apply
+ * (source not ready, dependency not ready, build error, apply error) leaves the previous
+ * inventory and never prunes: the last applied state stays in place.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <berth/buf.h>
+
+#include "core/core.h"
+#include "engine/build.h"
+#include "engine/internal.h"
+
+#define R_SUCCEEDED "ReconciliationSucceeded"
+#define R_FAILED "ReconciliationFailed"
+#define R_BUILD "BuildFailed"
+#define R_ARTIFACT "ArtifactFailed"
+#define R_DEPENDENCY "DependencyNotReady"
+
+/* The path inside the artifact, relative ("." for the root). */
+static const char *rel_path(const char *p)
+{
+    if (!p)
+        return ".";
+    for (;;) {
+        if (p[0] == '.' && p[1] == '/')
+            p += 2;
+        else if (p[0] == '/')
+            p++;
+        else
+            break;
+    }
+    return p[0] ? p : ".";
+}
+
+static char *rel_path_dup(const char *p)
+{
+    char *s = core_strdup(rel_path(p));
+    size_t n;
+
+    if (!s)
+        return NULL;
+    n = strlen(s);
+    while (n > 1 && s[n - 1] == '/')
+        s[--n] = '\0';
+    return s;
+}
+
+/* The current artifact revision of source (status), or NULL; borrowed from *status_out. */
+static int source_status(json_t **status_out, eng_ctx *ctx, const eng_objref *ref,
+                         berth_error **err)
+{
+    *status_out = NULL;
+    if (!eng_config_find_ocirepo(ctx->cfg, ref->ns, ref->name))
+        return 0;
+    return eng_state_status_read(status_out, ctx->state, ENG_KIND_OCIREPO, ref->ns, ref->name, err);
+}
+
+/* NULL when every dependency is Ready at its source's revision, else a heap message. */
+static int check_dependencies(char **why_out, eng_ctx *ctx, const eng_kustomization *ks,
+                              berth_error **err)
+{
+    int rc = 0;
+
+    *why_out = NULL;
+    for (size_t i = 0; i < ks->depends_on_len && !*why_out; i++) {
+        const eng_objref *d = &ks->depends_on[i];
+        const eng_kustomization *dk = eng_config_find_kustomization(ctx->cfg, d->ns, d->name);
+        json_t *ds = NULL, *ss = NULL;
+        const char *applied, *cur;
+
+        if (!dk) {
+            *why_out = core_sprintf("dependency '%s/%s' not found", d->ns, d->name);
+            continue;
+        }
+        if ((rc = eng_state_status_read(&ds, ctx->state, ENG_KIND_KS, d->ns, d->name, err)) < 0)
+            return rc;
+        if ((rc = source_status(&ss, ctx, &dk->source_ref, err)) < 0) {
+            json_decref(ds);
+            return rc;
+        }
+        applied = eng_status_str(ds, "lastAppliedRevision", NULL);
+        cur = eng_status_str(ss, "artifact", "revision");
+        if (!eng_status_is_ready(ds) || !applied || !cur || strcmp(applied, cur) != 0)
+            *why_out = core_sprintf("dependency '%s/%s' is not ready", d->ns, d->name);
+        json_decref(ds);
+        json_decref(ss);
+    }
+    return rc;
+}
+
+/* Build the objects of ks from the artifact tree root. */
+static int build(json_t **objects_out, eng_ctx *ctx, const eng_kustomization *ks, const char *root,
+                 berth_error **err)
+{
+    eng_build_opts o = ENG_BUILD_OPTS_INIT;
+    eng_postbuild pb = {.substitute = NULL};
+    eng_subst_from *from = NULL;
+    json_t **datas = NULL;
+    char *path = rel_path_dup(ks->path);
+    int rc = 0;
+
+    if (!path)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    o.target_namespace = ks->target_namespace;
+    o.name_prefix = ks->name_prefix;
+    o.name_suffix = ks->name_suffix;
+    o.patches = ks->patches;
+    o.images = ks->images;
+    o.components = ks->components;
+    o.ignore_missing_components = ks->ignore_missing_components;
+    o.common_metadata = ks->common_metadata;
+    if (ks->has_post_build) {
+        size_t n = ks->substitute_from_len;
+        from = core_calloc(n + 1, sizeof(*from));
+        datas = core_calloc(n + 1, sizeof(*datas));
+        if (!from || !datas) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const eng_subst_ref *r = &ks->substitute_from[i];
+            from[i].kind = r->kind;
+            from[i].name = r->name;
+            from[i].optional = r->optional;
+            if (strcmp(r->kind, "Secret") == 0) {
+                const eng_secret *s = eng_config_find_secret(ctx->cfg, ks->meta.ns, r->name);
+                if (s && (rc = eng_kv_to_json(&datas[i], s->data, s->data_len, r->name, err)) < 0)
+                    goto out;
+            } else {
+                const eng_configmap *c = eng_config_find_configmap(ctx->cfg, ks->meta.ns, r->name);
+                if (c && (rc = eng_kv_to_json(&datas[i], c->data, c->data_len, r->name, err)) < 0)
+                    goto out;
+            }
+            from[i].data = datas[i];
+        }
+        pb.substitute = ks->substitute;
+        pb.from = from;
+        pb.from_len = n;
+        pb.always = ks->substitute_always;
+        pb.strict = false;
+        o.post_build = &pb;
+    }
+    rc = eng_build(objects_out, root, path, &o, err);
+out:
+    for (size_t i = 0; datas && i < ks->substitute_from_len; i++)
+        json_decref(datas[i]);
+    core_free(datas);
+    core_free(from);
+    core_free(path);
+    return rc;
+}
+
+static bool inventory_equal(const eng_inventory *a, const eng_inventory *b)
+{
+    if (a->len != b->len)
+        return false;
+    for (size_t i = 0; i < a->len; i++) {
+        const eng_inv_entry *x = &a->entries[i], *y = &b->entries[i];
+        if (strcmp(x->id, y->id) != 0 || strcmp(x->version, y->version) != 0 ||
+            !x->digest != !y->digest || (x->digest && strcmp(x->digest, y->digest) != 0))
+            return false;
+    }
+    return true;
+}
+
+/* Append "<subject> <action>" lines for the changes of p, deletes only when with_deletes (the
+ * plan lists the stale entries as deletes; prune reports what really happened to them). */
+static int render(berth_buf *out, const eng_plan *p, bool with_deletes, berth_error **err)
+{
+    for (size_t i = 0; i < p->len; i++) {
+        const eng_change *c = &p->changes[i];
+        if (c->action == ENG_CHANGE_UNCHANGED || (c->action == ENG_CHANGE_DELETE && !with_deletes))
+            continue;
+        if (berth_buf_printf(out, "%s %s\n", c->subject, eng_change_action_name(c->action)) < 0)
+            return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* Apply the plan, prune (when asked) and compute the new inventory into *inv. */
+static int apply(eng_inventory *inv, char **changes_out, eng_ctx *ctx, const eng_kustomization *ks,
+                 const json_t *objects, const eng_inventory *old, berth_error **err)
+{
+    eng_plan plan, pruned;
+    eng_inventory stale = ENG_INVENTORY_INIT;
+    berth_buf text = BERTH_BUF_INIT;
+    int rc;
+
+    eng_plan_init(&plan);
+    eng_plan_init(&pruned);
+    eng_inventory_init(inv);
+    if ((rc = eng_target_plan(ctx->target, &plan, objects, old, err)) < 0)
+        goto out;
+    if (eng_plan_drift_count(&plan) > 0)
+        eng_log("info", "drift", ENG_KIND_KS, ks->meta.ns, ks->meta.name,
+                "%zu object(s) changed out of band, restoring", eng_plan_drift_count(&plan));
+    if ((rc = eng_target_apply(ctx->target, inv, &plan, err)) < 0)
+        goto out;
+    if ((rc = render(&text, &plan, false, err)) < 0)
+        goto out;
+    if ((rc = eng_inventory_diff(&stale, old, inv, err)) < 0)
+        goto out;
+    if (ks->prune && stale.len > 0) {
+        int prc = eng_target_prune(ctx->target, &pruned, &stale, err);
+        for (size_t i = 0; i < pruned.len; i++) {
+            const eng_change *c = &pruned.changes[i];
+            if (c->action == ENG_CHANGE_UNKNOWN &&
+                (rc = eng_inventory_add(inv, c->id, c->version, NULL, err)) < 0)
+                goto out;
+        }
+        if ((rc = render(&text, &pruned, true, err)) < 0)
+            goto out;
+        if (prc < 0) {
+            rc = prc;
+            goto out;
+        }
+    }
+    eng_inventory_sort(inv);
+    if (text.len > 0 && !(*changes_out = core_strndup(text.ptr, text.len)))
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+out:
+    if (rc < 0)
+        eng_inventory_dispose(inv);
+    berth_buf_dispose(&text);
+    eng_inventory_dispose(&stale);
+    eng_plan_dispose(&plan);
+    eng_plan_dispose(&pruned);
+    return rc;
+}
+
+static int set_str(json_t *st, const char *key, const char *val, berth_error **err)
+{
+    if (json_object_set_new(st, key, json_string(val)) < 0)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    return 0;
+}
+
+int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
+                                berth_error **err)
+{
+    const char *ns = ks->meta.ns, *name = ks->meta.name;
+    eng_inventory old_inv = ENG_INVENTORY_INIT, inv = ENG_INVENTORY_INIT;
+    json_t *old = NULL, *st = NULL, *src = NULL, *objects = NULL;
+    char *msg = NULL, *root = NULL, *changes = NULL;
+    const char *reason = NULL, *revision = NULL, *apath;
+    berth_error *e = NULL;
+    int rc;
+
+    *ready_out = false;
+    eng_inventory_init(&old_inv);
+    eng_inventory_init(&inv);
+    if ((rc = eng_state_status_read(&old, ctx->state, ENG_KIND_KS, ns, name, err)) < 0)
+        goto out;
+    if (!(st = old ? json_deep_copy(old) : eng_status_new())) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_object_del(st, "suspended");
+    if (ks->suspend) {
+        if (json_object_set_new(st, "suspended", json_true()) < 0) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        eng_log("info", "suspended", ENG_KIND_KS, ns, name, "reconciliation is suspended");
+        *ready_out = true;
+        rc = eng_status_commit(ctx, ENG_KIND_KS, ns, name, old, st, err);
+        goto out;
+    }
+
+    /* 1. the source artifact */
+    if (strcmp(ks->source_ref.kind, ENG_KIND_OCIREPO) != 0) {
+        reason = R_ARTIFACT;
+        msg = core_sprintf("source kind '%s' is not supported", ks->source_ref.kind);
+        goto status;
+    }
+    if ((rc = source_status(&src, ctx, &ks->source_ref, err)) < 0)
+        goto out;
+    revision = eng_status_str(src, "artifact", "revision");
+    apath = eng_status_str(src, "artifact", "path");
+    if (!src || !revision || !apath) {
+        reason = R_ARTIFACT;
+        msg = core_sprintf("Source artifact not found: %s '%s/%s' has no stored artifact",
+                           ks->source_ref.kind, ks->source_ref.ns, ks->source_ref.name);
+        goto status;
+    }
+    if (!eng_status_is_ready(src))
+        eng_log("info", "source-not-ready", ENG_KIND_KS, ns, name,
+                "source is not ready, using its last artifact '%s'", revision);
+    if (!(root = core_sprintf("%s/artifacts/%s", eng_state_path(ctx->state), apath))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!core_fs_is_dir(root)) {
+        reason = R_ARTIFACT;
+        msg = core_sprintf("Source artifact not found: '%s' is missing from storage", apath);
+        goto status;
+    }
+    /* 2. dependencies */
+    if ((rc = check_dependencies(&msg, ctx, ks, err)) < 0)
+        goto out;
+    if (msg) {
+        reason = R_DEPENDENCY;
+        goto status;
+    }
+    if ((rc = set_str(st, "lastAttemptedRevision", revision, err)) < 0)
+        goto out;
+    /* 3. build */
+    if (build(&objects, ctx, ks, root, &e) < 0) {
+        char *t = berth_error_text(e);
+        reason = R_BUILD;
+        msg = core_sprintf("kustomize build failed: %s", t ? t : "unknown error");
+        free(t);
+        goto status;
+    }
+    /* 4. apply and prune */
+    if ((rc = eng_state_inventory_read(&old_inv, ctx->state, ns, name, err)) < 0)
+        goto out;
+    if (apply(&inv, &changes, ctx, ks, objects, &old_inv, &e) < 0) {
+        char *t = berth_error_text(e);
+        reason = R_FAILED;
+        msg = core_sprintf("apply failed: %s", t ? t : "unknown error");
+        free(t);
+        goto status;
+    }
+    if (!inventory_equal(&inv, &old_inv) &&
+        (rc = eng_state_inventory_write(ctx->state, ns, name, &inv, err)) < 0)
+        goto out;
+    if (!eng_status_str(old, "lastAppliedRevision", NULL) ||
+        strcmp(eng_status_str(old, "lastAppliedRevision", NULL), revision) != 0)
+        ctx->changed = true;
+    if ((rc = eng_status_set_inventory(st, &inv, err)) < 0 ||
+        (rc = set_str(st, "lastAppliedRevision", revision, err)) < 0)
+        goto out;
+    if (changes) {
+        eng_emit(ctx, "info", ENG_KIND_KS, ns, name, R_SUCCEEDED, changes);
+        for (char *line = changes, *nl; line && *line; line = nl) {
+            if ((nl = strchr(line, '\n')))
+                *nl++ = '\0';
+            eng_log("info", "applied", ENG_KIND_KS, ns, name, "%s", line);
+        }
+    }
+    if (!(msg = core_sprintf("Applied revision: %s", revision))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+
+status:
+    if (!msg) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    eng_status_remove_condition(st, "Reconciling");
+    if (reason) {
+        eng_log(strcmp(reason, R_DEPENDENCY) == 0 ? "info" : "error", reason, ENG_KIND_KS, ns, name,
+                "%s", msg);
+        if ((rc = eng_cond(st, "Ready", "False", reason, msg, ctx->now_ms, err)) < 0)
+            goto out;
+        if (!old || eng_status_is_ready(old))
+            eng_emit(ctx, "error", ENG_KIND_KS, ns, name, reason, msg);
+    } else {
+        if ((rc = eng_cond(st, "Ready", "True", R_SUCCEEDED, msg, ctx->now_ms, err)) < 0)
+            goto out;
+        if (!old || !eng_status_is_ready(old))
+            eng_log("info", "ready", ENG_KIND_KS, ns, name, "%s", msg);
+        *ready_out = true;
+    }
+    rc = eng_status_commit(ctx, ENG_KIND_KS, ns, name, old, st, err);
+out:
+    berth_error_free(e);
+    eng_inventory_dispose(&old_inv);
+    eng_inventory_dispose(&inv);
+    json_decref(objects);
+    json_decref(src);
+    json_decref(old);
+    json_decref(st);
+    core_free(msg);
+    core_free(root);
+    core_free(changes);
+    return rc;
+}
