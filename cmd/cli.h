@@ -303,5 +303,15 @@ int cli_run(int argc, char **argv);
 int cli_get(int argc, char **argv);
 /** Print engine rows (cmd/get.c) as the `flux get` table, or as JSON; kinds: prefix the kind. */
 void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json, bool kinds);
+/* cmd/control.c: the day-2 verbs over the control socket */
+int cli_reconcile_source(int argc, char **argv);
+int cli_reconcile_kustomization(int argc, char **argv);
+int cli_suspend_source(int argc, char **argv);
+int cli_suspend_kustomization(int argc, char **argv);
+int cli_resume_source(int argc, char **argv);
+int cli_resume_kustomization(int argc, char **argv);
+/* cmd/events.c, cmd/tree.c */
+int cli_events(int argc, char **argv);
+int cli_tree_kustomization(int argc, char **argv);
 
 #endif

@@ -30,6 +30,14 @@ static const cli_verb verbs[] = {
     {"version", NULL, cli_version, "print the berth version"},
     {"run", NULL, cli_run, "run the GitOps engine (OCIRepository -> Kustomization -> target)"},
     {"get", NULL, cli_get, "show the status of the engine's objects"},
+    {"reconcile", "source", cli_reconcile_source, "reconcile an OCIRepository now"},
+    {"reconcile", "kustomization", cli_reconcile_kustomization, "reconcile a Kustomization now"},
+    {"suspend", "source", cli_suspend_source, "suspend an OCIRepository"},
+    {"suspend", "kustomization", cli_suspend_kustomization, "suspend a Kustomization"},
+    {"resume", "source", cli_resume_source, "resume an OCIRepository"},
+    {"resume", "kustomization", cli_resume_kustomization, "resume a Kustomization"},
+    {"events", NULL, cli_events, "show the events the engine recorded"},
+    {"tree", "kustomization", cli_tree_kustomization, "show the objects a Kustomization applied"},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -41,7 +49,7 @@ static void usage(FILE *f)
     for (size_t i = 0; i < N_VERBS; i++) {
         char words[40];
         snprintf(words, sizeof(words), "%s %s", verbs[i].verb, verbs[i].noun ? verbs[i].noun : "");
-        fprintf(f, "  %-18s %s\n", words, verbs[i].summary);
+        fprintf(f, "  %-23s %s\n", words, verbs[i].summary);
     }
     fputs("\nRun 'berth VERB [NOUN] --help' for the flags of a command.\n", f);
 }

@@ -10,7 +10,8 @@
  * runs once; otherwise each object has a due time (interval ±5% jitter after success; after a
  * failure retryInterval for a Kustomization, exponential backoff from 1 s up to the interval for
  * a source) and the loop sleeps in short slices until the next one is due
- * or the stop flag is set.
+ * or the stop flag is set. In loop mode the sleep is a poll on the control socket
+ * (engine/control.c): `berth reconcile|suspend|resume` make an object due at once.
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -290,6 +291,48 @@ static void wake_consumers(sched *items, size_t n, const sched *s, int64_t now)
     }
 }
 
+/* The control socket's wake-up (engine/control.c): the object named is due now. */
+typedef struct wake_ctx {
+    sched *items;
+    size_t n;
+} wake_ctx;
+
+static bool control_wake(void *payload, const char *kind, const char *ns, const char *name,
+                         bool with_source)
+{
+    wake_ctx *w = payload;
+
+    for (size_t i = 0; i < w->n; i++) {
+        const eng_meta *m = w->items[i].repo ? &w->items[i].repo->meta : &w->items[i].ks->meta;
+        const eng_kustomization *k = w->items[i].ks;
+        if (strcmp(w->items[i].kind, kind) != 0 || strcmp(m->ns, ns) != 0 ||
+            strcmp(m->name, name) != 0)
+            continue;
+        w->items[i].due_ms = core_mono_now();
+        if (with_source && k && strcmp(k->source_ref.kind, ENG_KIND_OCIREPO) == 0)
+            (void)control_wake(payload, ENG_KIND_OCIREPO, k->source_ref.ns, k->source_ref.name,
+                               false);
+        return true;
+    }
+    return false;
+}
+
+/* With opts->only_*: is s the object named, or (with_source) the source it reads? */
+static bool only_selected(const berth_engine_opts *opts, const eng_config *cfg, const sched *s)
+{
+    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
+    const eng_kustomization *k;
+
+    if (strcmp(s->kind, opts->only_kind) == 0 && strcmp(m->ns, opts->only_ns) == 0 &&
+        strcmp(m->name, opts->only_name) == 0)
+        return true;
+    if (!s->repo || !opts->with_source || strcmp(opts->only_kind, ENG_KIND_KS) != 0)
+        return false;
+    k = eng_config_find_kustomization(cfg, opts->only_ns, opts->only_name);
+    return k && strcmp(k->source_ref.kind, ENG_KIND_OCIREPO) == 0 &&
+           strcmp(k->source_ref.ns, m->ns) == 0 && strcmp(k->source_ref.name, m->name) == 0;
+}
+
 static int parse_target(eng_target **out, const char *spec, const char *state_dir,
                         berth_error **err)
 {
@@ -317,10 +360,12 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     eng_state *state = NULL;
     const eng_kustomization **order = NULL;
     sched *items = NULL;
+    eng_control *control = NULL;
     size_t n = 0, invalid = 0;
     int rc;
 
     BERTH_ARG_CHECK(all_ready_out && opts && opts->config_path && opts->state_dir);
+    BERTH_ARG_CHECK(!opts->only_name || (opts->once && opts->only_kind && opts->only_ns));
     *all_ready_out = false;
     if (opts->version != BERTH_ENGINE_OPTS_VERSION)
         return core_error_set(err, BERTH_EINVAL, "unknown engine options version %u",
@@ -355,6 +400,31 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     for (size_t i = 0; i < cfg->kustomizations_len; i++)
         items[cfg->ocirepos_len + i] = (sched){.kind = ENG_KIND_KS, .ks = order[i]};
 
+    if (opts->once && opts->only_name) { /* berth reconcile without a running loop */
+        bool found = false, all = true;
+        for (size_t i = 0; i < n; i++) {
+            if (!only_selected(opts, cfg, &items[i]))
+                continue;
+            found = found || strcmp(items[i].kind, opts->only_kind) == 0;
+            if ((rc = reconcile_one(&ctx, &items[i], err)) < 0)
+                goto out;
+            all = all && items[i].ready;
+        }
+        if (!found)
+            rc = core_error_set(err, BERTH_ENOTFOUND, "%s \"%s/%s\" is not in the config \"%s\"",
+                                opts->only_kind, opts->only_ns, opts->only_name, opts->config_path);
+        *all_ready_out = found && all;
+        goto out;
+    }
+    if (!opts->once) { /* the control socket; without it the loop still runs */
+        berth_error *ce = NULL;
+        if (eng_control_open(&control, opts->state_dir, &ce) < 0) {
+            char *t = berth_error_text(ce);
+            eng_log("error", "control-failed", NULL, NULL, NULL, "%s", t ? t : "no socket");
+            free(t);
+        }
+        berth_error_free(ce);
+    }
     /* the first pass: everything, in order */
     for (size_t i = 0; i < n; i++) {
         if ((rc = reconcile_one(&ctx, &items[i], err)) < 0)
@@ -380,14 +450,19 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
                 next = items[i].due_ms;
         }
         now = core_mono_now();
-        if (next > now)
+        if (next > now && control) {
+            wake_ctx w = {.items = items, .n = n};
+            eng_control_serve(control, next - now < 200 ? next - now : 200, control_wake, &w, n);
+        } else if (next > now) {
             core_sleep_ms(next - now < 200 ? next - now : 200);
+        }
     }
     eng_log("info", "stop", NULL, NULL, NULL, "stopping");
     *all_ready_out = true;
     for (size_t i = 0; i < n; i++)
         *all_ready_out = *all_ready_out && items[i].ready;
 out:
+    eng_control_free(control);
     core_free(items);
     core_free(order);
     eng_config_free(cfg);

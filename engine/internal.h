@@ -61,4 +61,27 @@ bool eng_status_is_ready(const json_t *status);
 /** A string member of status (path of up to two keys), or NULL. */
 const char *eng_status_str(const json_t *status, const char *k1, const char *k2);
 
+/* ---- engine/control.c: the suspend override and the control socket ---- */
+
+/** True when the state dir holds a suspend override for the object (berth suspend). */
+bool eng_suspend_override(const eng_state *st, const char *kind, const char *ns, const char *name);
+
+typedef struct eng_control eng_control;
+/** Make the object (and with_source its OCIRepository) due now; false when there is none. */
+typedef bool (*eng_control_wake_fn)(void *payload, const char *kind, const char *ns,
+                                    const char *name, bool with_source);
+/**
+ * Listen on state_dir/berth.sock (mode 0600; a stale socket is replaced: the caller holds the
+ * state lock). Returns 0, BERTH_EINVAL (path too long for a Unix socket), BERTH_EIO, ENOMEM.
+ */
+int eng_control_open(eng_control **out, const char *state_dir, berth_error **err);
+/** Close and unlink the socket. Accepts NULL. */
+void eng_control_free(eng_control *c);
+/**
+ * Wait up to timeout_ms for one client; answer its request (engine.h "control API") and close
+ * it. Never fails: a bad or slow client gets an error answer or is dropped.
+ */
+void eng_control_serve(eng_control *c, int64_t timeout_ms, eng_control_wake_fn wake, void *payload,
+                       size_t n_objects);
+
 #endif

@@ -264,7 +264,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         goto out;
     }
     json_object_del(st, "suspended");
-    if (ks->suspend) {
+    if (ks->suspend || eng_suspend_override(ctx->state, ENG_KIND_KS, ns, name)) {
         if (json_object_set_new(st, "suspended", json_true()) < 0) {
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;

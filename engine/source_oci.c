@@ -386,7 +386,7 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
         goto out;
     }
     json_object_del(st, "suspended");
-    if (repo->suspend) {
+    if (repo->suspend || eng_suspend_override(ctx->state, ENG_KIND_OCIREPO, ns, name)) {
         if (json_object_set_new(st, "suspended", json_true()) < 0) {
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;

@@ -27,6 +27,13 @@ typedef struct berth_engine_opts {
     bool debug;              /* trace registry exchanges */
     /* set (by a signal handler) to stop the loop after the current reconcile; may be NULL */
     const volatile sig_atomic_t *stop;
+    /* with once: reconcile only this object ("OCIRepository" or "Kustomization", namespace,
+     * name; all three or none) and, with with_source, the OCIRepository it reads first; an
+     * object that is not in the config is BERTH_ENOTFOUND */
+    const char *only_kind;
+    const char *only_ns;
+    const char *only_name;
+    bool with_source;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \
@@ -70,6 +77,82 @@ BERTH_EXTERN int berth_engine_status_list(berth_engine_row **rows_out, size_t *n
                                           berth_error **err);
 /** Free rows. Accepts NULL. */
 BERTH_EXTERN void berth_engine_rows_free(berth_engine_row *rows, size_t n);
+
+/* ---- the control API (engine/control.c): `berth run` in loop mode listens on
+ * STATE/berth.sock (HTTP/1.1 over a Unix socket, mode 0600) for
+ *   GET  /v1/status                                  {"objects": N}
+ *   POST /v1/reconcile/{kind}/{namespace}/{name}     make the object due now
+ *   POST /v1/suspend/{kind}/{namespace}/{name}       set the suspend override, then as reconcile
+ *   POST /v1/resume/{kind}/{namespace}/{name}        clear it, then as reconcile
+ * kind is "OCIRepository" or "Kustomization"; "?withSource=true" on a Kustomization's reconcile
+ * also makes its OCIRepository due. Answers: 202 (accepted), 404 (no such object or path), 400,
+ * 405. ---- */
+
+/**
+ * Send one request (method "GET" or "POST", path as above) to the loop listening on
+ * state_dir/berth.sock. *status_out gets the HTTP status; *body_out (body_out may be NULL) the
+ * response body, to free with berth_engine_free_string. Returns 0, BERTH_ENOTFOUND when no
+ * loop listens there, BERTH_EIO / BERTH_ETIMEOUT (the exchange failed) or BERTH_ENOMEM.
+ */
+BERTH_EXTERN int berth_engine_control(int *status_out, char **body_out, const char *state_dir,
+                                      const char *method, const char *path, berth_error **err);
+/** Free a string returned by the engine API. Accepts NULL. */
+BERTH_EXTERN void berth_engine_free_string(char *s);
+
+/**
+ * Set (suspend true) or clear the suspend override of an object in state_dir: a file
+ * STATE/suspend/<kind lowercase>/<ns>/<name> that makes the reconcilers treat the object as
+ * spec.suspend=true until it is cleared. Returns 0, BERTH_EINVAL (kind not OCIRepository or
+ * Kustomization, ns or name not a path component), BERTH_EIO, BERTH_ENOMEM.
+ */
+BERTH_EXTERN int berth_engine_suspend_set(const char *state_dir, const char *kind, const char *ns,
+                                          const char *name, bool suspend, berth_error **err);
+
+/* ---- reading events and inventories (engine/query.c; no lock needed) ---- */
+
+/** One recorded event. Strings are heap. */
+typedef struct berth_engine_event {
+    char *timestamp; /* RFC 3339 */
+    char *severity;  /* "info", "error" */
+    char *kind;
+    char *ns;
+    char *name;
+    char *reason;
+    char *message;
+    char *json; /* the whole line */
+} berth_engine_event;
+
+/**
+ * Read the events of state_dir (events.jsonl and its rotated files, oldest first) into
+ * *out; kind and name (either may be NULL) keep only those of that object (kind compared
+ * without case). Torn or non-JSON lines are skipped. A state dir without events is an empty
+ * list. Returns 0, BERTH_ENOTFOUND (no state dir), BERTH_EIO or BERTH_ENOMEM.
+ */
+BERTH_EXTERN int berth_engine_events_list(berth_engine_event **out, size_t *n_out,
+                                          const char *state_dir, const char *kind, const char *name,
+                                          berth_error **err);
+/** Free events. Accepts NULL. */
+BERTH_EXTERN void berth_engine_events_free(berth_engine_event *ev, size_t n);
+
+/** One object of a Kustomization's inventory. Strings are heap. */
+typedef struct berth_engine_object {
+    char *group; /* "" for the core group */
+    char *version;
+    char *kind;
+    char *ns; /* "" for cluster-scoped objects */
+    char *name;
+} berth_engine_object;
+
+/**
+ * Read the inventory of Kustomization ns/name from state_dir into *out (sorted by id).
+ * Returns 0, BERTH_ENOTFOUND (no inventory was written for it), BERTH_EINVAL (malformed file:
+ * the message names it), BERTH_EIO or BERTH_ENOMEM.
+ */
+BERTH_EXTERN int berth_engine_inventory_list(berth_engine_object **out, size_t *n_out,
+                                             const char *state_dir, const char *ns,
+                                             const char *name, berth_error **err);
+/** Free objects. Accepts NULL. */
+BERTH_EXTERN void berth_engine_objects_free(berth_engine_object *objs, size_t n);
 
 #ifdef __cplusplus
 }
