@@ -88,6 +88,11 @@ int core_fs_read_file(berth_buf *out, const char *path, size_t max_bytes, berth_
 int core_fs_mkdirs(const char *path, mode_t mode, berth_error **err);
 /** rm -rf; a missing path is not an error. Does not follow symlinks. */
 int core_fs_remove_all(const char *path, berth_error **err);
+/** True for the temp-file names core_fs_write_atomic uses (".NAME.tmp-XXXXXX"). */
+bool core_fs_is_temp_name(const char *name);
+/** Remove temp files left by an interrupted core_fs_write_atomic in dir and up to depth levels
+ * of subdirectories (links are not followed). A missing dir is not an error. */
+int core_fs_sweep_temps(const char *dir, int depth, berth_error **err);
 /** fsync a directory. */
 int core_fs_sync_dir(const char *path, berth_error **err);
 /** Create a fresh directory "<parent>/<prefix>XXXXXX" (mode 0700); *out is heap (core_free). */

@@ -59,7 +59,10 @@ int core_fs_write_atomic(const char *path, const void *data, size_t len, mode_t 
 {
     int rc = 0, fd = -1;
     char *dir = dir_of(path);
-    char *tmp = core_sprintf("%s.tmp-XXXXXX", path);
+    const char *base = strrchr(path, '/');
+    /* A dot-file, so readers of the directory (the kubelet, k3s) skip a temp left by a crash;
+     * core_fs_sweep_temps removes such leftovers. */
+    char *tmp = core_sprintf("%s/.%s.tmp-XXXXXX", dir ? dir : ".", base ? base + 1 : path);
     if (!dir || !tmp) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
@@ -262,4 +265,47 @@ bool core_fs_exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
+}
+
+bool core_fs_is_temp_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 12 && name[0] == '.' && memcmp(name + n - 11, ".tmp-", 5) == 0;
+}
+
+/* Remove the temp files of core_fs_write_atomic in the directory open at dfd, and below it down
+ * to depth more levels. */
+static int sweep_at(int dfd, const char *shown, int depth, berth_error **err)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return core_error_errno(err, errno, "opening directory \"%s\"", shown);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(st.st_mode) && core_fs_is_temp_name(de->d_name)) {
+            if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+                rc = core_error_errno(err, errno, "removing \"%s/%s\"", shown, de->d_name);
+        } else if (S_ISDIR(st.st_mode) && depth > 0) {
+            int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                rc = sweep_at(sub, shown, depth - 1, err);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int core_fs_sweep_temps(const char *dir, int depth, berth_error **err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : core_error_errno(err, errno, "opening \"%s\"", dir);
+    return sweep_at(fd, dir, depth, err);
 }

@@ -556,7 +556,8 @@ int eng_target_dir_new(eng_target **out, const char *dir, berth_error **err)
     dir_target *t;
     int rc;
     BERTH_ARG_CHECK(out && dir && dir[0]);
-    if ((rc = core_fs_mkdirs(dir, 0755, err)) < 0) {
+    /* A crash mid-write leaves a dot temp file beside the object (dir/<ns>/file): sweep them. */
+    if ((rc = core_fs_mkdirs(dir, 0755, err)) < 0 || (rc = core_fs_sweep_temps(dir, 1, err)) < 0) {
         core_error_wrap(err, "opening target directory \"%s\"", dir);
         return rc;
     }

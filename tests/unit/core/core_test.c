@@ -170,6 +170,34 @@ static void fs_mkdirs_creates_nested_and_is_idempotent(void **state)
     core_free(dir);
 }
 
+static void fs_sweep_removes_only_atomic_write_leftovers(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    assert_int_equal(core_fs_mkdtemp(&dir, "/tmp", "berth-core-test-", NULL), 0);
+    char *ns = core_sprintf("%s/ns", dir);
+    char *keep = core_sprintf("%s/ns/a.yaml", dir);
+    char *dotkeep = core_sprintf("%s/ns/.hidden", dir);
+    char *left = core_sprintf("%s/ns/.a.yaml.tmp-AbC123", dir);
+    assert_int_equal(core_fs_mkdirs(ns, 0755, NULL), 0);
+    assert_int_equal(core_fs_write_atomic(keep, "x", 1, 0644, NULL), 0);
+    assert_int_equal(core_fs_write_atomic(dotkeep, "x", 1, 0644, NULL), 0);
+    assert_int_equal(core_fs_write_atomic(left, "", 0, 0600, NULL), 0);
+    assert_true(core_fs_is_temp_name(".a.yaml.tmp-AbC123"));
+    assert_false(core_fs_is_temp_name("a.yaml"));
+    assert_false(core_fs_is_temp_name(".hidden"));
+    assert_int_equal(core_fs_sweep_temps(dir, 1, NULL), 0);
+    assert_true(core_fs_exists(keep));
+    assert_true(core_fs_exists(dotkeep));
+    assert_false(core_fs_exists(left));
+    core_fs_remove_all(dir, NULL);
+    core_free(left);
+    core_free(dotkeep);
+    core_free(keep);
+    core_free(ns);
+    core_free(dir);
+}
+
 static void base64_round_trip_and_optional_padding(void **state)
 {
     (void)state;
@@ -239,6 +267,7 @@ int main(void)
         cmocka_unit_test(fs_read_missing_file_is_not_found),
         cmocka_unit_test(fs_relpath_refuses_escapes),
         cmocka_unit_test(fs_mkdirs_creates_nested_and_is_idempotent),
+        cmocka_unit_test(fs_sweep_removes_only_atomic_write_leftovers),
         cmocka_unit_test(base64_round_trip_and_optional_padding),
         cmocka_unit_test(time_rfc3339_round_trip),
         cmocka_unit_test(sha256_stream_equals_one_shot),
