@@ -19,6 +19,10 @@ string "METHOD /path?query":
       for the first matching request whose upstream answer is a 200 with a body longer than K
       bytes, send the full headers (with the real Content-Length), then K bytes of body, then
       close the socket: the client sees a truncated transfer and must resume with Range.
+  --delay-regex RE --delay-ms N
+      every matching request is answered slowly: the headers at once, then the body in 20
+      pieces spread over N ms (a HEAD or empty body waits N ms before the headers), so a test
+      can act while a transfer is in flight.
 Every request is appended to --log as one line:
   METHOD PATH STATUS range=<Range header or -> [injected|cut@K]
 """
@@ -31,6 +35,7 @@ import re
 import socket
 import sys
 import threading
+import time
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
@@ -45,6 +50,13 @@ class Faults:
         self.cut_re = re.compile(args.cut_regex) if args.cut_regex else None
         self.cut_after = args.cut_after
         self.cut_left = args.cut_count
+        self.delay_re = re.compile(args.delay_regex) if args.delay_regex else None
+        self.delay_s = args.delay_ms / 1000.0
+
+    def delay_for(self, line):
+        if self.delay_re and self.delay_s > 0 and self.delay_re.search(line):
+            return self.delay_s
+        return 0.0
 
     def take_fail(self, line):
         with self.lock:
@@ -128,6 +140,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         finally:
             conn.close()
 
+        delay = self.faults.delay_for(line)
+        if delay > 0 and (self.command == "HEAD" or not data):
+            time.sleep(delay)
+            delay = 0.0
         cut = (self.command == "GET" and resp.status == 200 and
                len(data) > self.faults.cut_after and self.faults.may_cut(line) and
                self.faults.take_cut())
@@ -157,7 +173,18 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return
         self.record(resp.status)
         if self.command != "HEAD":
+            self.write_paced(data, delay)
+
+    def write_paced(self, data, delay):
+        if delay <= 0 or not data:
             self.wfile.write(data)
+            return
+        pieces = 20
+        step = (len(data) + pieces - 1) // pieces
+        for off in range(0, len(data), step):
+            self.wfile.write(data[off:off + step])
+            self.wfile.flush()
+            time.sleep(delay / pieces)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
@@ -177,6 +204,8 @@ def main():
     ap.add_argument("--cut-regex")
     ap.add_argument("--cut-after", type=int, default=0)
     ap.add_argument("--cut-count", type=int, default=1)
+    ap.add_argument("--delay-regex")
+    ap.add_argument("--delay-ms", type=int, default=0)
     args = ap.parse_args()
 
     host, _, port = args.upstream.rpartition(":")
