@@ -98,7 +98,9 @@ assert_not_contains() { # HAYSTACK NEEDLE [WHAT]
 
 assert_match() { # TEXT ERE [WHAT]   (grep -E, case-insensitive)
     _IT_CHECKS=$((_IT_CHECKS + 1))
-    printf '%s\n' "$1" | grep -Eqi -- "$2" || fail "${3:-text} does not match /$2/: $1"
+    # a here-string, not a pipe: grep -q stops reading early, which would SIGPIPE a writer
+    # under pipefail and fail the check by mistake
+    grep -Eqi -- "$2" <<<"$1" || fail "${3:-text} does not match /$2/: $(head -c 2000 <<<"$1")"
 }
 
 assert_empty_dir() { # DIR [WHAT]
@@ -171,7 +173,7 @@ assert_fails() {
     if [ -n "$want_rc" ]; then
         [ "$RC" = "$want_rc" ] || fail "expected exit code $want_rc, got $RC"
     fi
-    printf '%s\n%s\n' "$OUT" "$ERR" | grep -qiF -- "$needle" ||
+    grep -qiF -- "$needle" <<<"$OUT"$'\n'"$ERR" ||
         fail "the failure message does not mention '$needle'"
 }
 

@@ -21,7 +21,7 @@ if [ -n "${KUBECTL:-}" ]; then
 elif ! KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$KUBECTL_CACHE" 2>"$T/get-kubectl.err"); then
     skip "Debian's kubectl is not available: $(tail -n 3 "$T/get-kubectl.err" | tr '\n' ' ')"
 fi
-"$KUBECTL" version --client 2>/dev/null | grep -q 'GitVersion:"v1.20' ||
+grep -q 'GitVersion:"v1.20' <<<"$("$KUBECTL" version --client 2>/dev/null)" ||
     log "note: $KUBECTL is not kubectl 1.20 (the version this test was written against)"
 
 # ------------------------------------------------------------------------------- helpers
@@ -86,7 +86,7 @@ kc_fails() {
     kc "$@"
     _IT_CHECKS=$((_IT_CHECKS + 1))
     [ "$RC" != 0 ] || fail "expected kubectl $1 to fail, it succeeded"
-    printf '%s\n%s\n' "$OUT" "$ERR" | grep -qiF -- "$needle" || fail "kubectl's error does not mention '$needle'"
+    grep -qiF -- "$needle" <<<"$OUT"$'\n'"$ERR" || fail "kubectl's error does not mention '$needle'"
 }
 
 # call METHOD PATH [CURL_ARGS...]: a raw API request; sets OUT (body) and CODE.
