@@ -61,6 +61,8 @@ int cli_run(int argc, char **argv)
 
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
+    /* Logs are written a field at a time: buffer a line, then one write(2) per line. */
+    setvbuf(stderr, NULL, _IOLBF, BUFSIZ);
     opts.config_path = cli_str(&cmd, "config");
     opts.state_dir = cli_str(&cmd, "state-dir");
     opts.target = cli_str(&cmd, "target");
