@@ -104,6 +104,9 @@ void core_http_xfer_dispose(core_http_xfer *x);
  */
 char *core_http_resp_header(const core_http_resp *resp, const char *name);
 
+/** The lowercase reason phrase of an HTTP status ("not found"), or "unexpected status". */
+const char *core_http_reason(long status);
+
 /** Resolve a possibly relative reference (RFC 3986) against base; heap result (core_free). */
 char *core_url_resolve(const char *base, const char *ref);
 /** Scheme+host+port of an absolute URL, lowercase, heap ("https://reg:5000"); NULL if invalid. */

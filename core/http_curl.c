@@ -1034,3 +1034,43 @@ char *core_url_escape(const char *s)
     *o = '\0';
     return out;
 }
+
+const char *core_http_reason(long status)
+{
+    switch (status) {
+    case 400:
+        return "bad request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not found";
+    case 405:
+        return "method not allowed";
+    case 408:
+        return "request timeout";
+    case 409:
+        return "conflict";
+    case 412:
+        return "precondition failed";
+    case 413:
+        return "payload too large";
+    case 414:
+        return "uri too long";
+    case 416:
+        return "range not satisfiable";
+    case 429:
+        return "too many requests";
+    case 500:
+        return "internal server error";
+    case 502:
+        return "bad gateway";
+    case 503:
+        return "service unavailable";
+    case 504:
+        return "gateway timeout";
+    default:
+        return "unexpected status";
+    }
+}

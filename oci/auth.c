@@ -902,34 +902,6 @@ static char *basic_header(const oci_creds *c)
     return h;
 }
 
-static const char *reason_phrase(long status)
-{
-    switch (status) {
-    case 400:
-        return "bad request";
-    case 401:
-        return "unauthorized";
-    case 403:
-        return "forbidden";
-    case 404:
-        return "not found";
-    case 405:
-        return "method not allowed";
-    case 429:
-        return "too many requests";
-    case 500:
-        return "internal server error";
-    case 502:
-        return "bad gateway";
-    case 503:
-        return "service unavailable";
-    case 504:
-        return "gateway timeout";
-    default:
-        return "unexpected status";
-    }
-}
-
 static int append_query(berth_buf *b, bool *first, const char *name, const char *value)
 {
     char *esc = core_url_escape(value);
@@ -1040,7 +1012,7 @@ static int fetch_token(auth_host *ah, core_http *h, const oci_scopes *scopes, be
         bool have = !oci_creds_is_empty(&ah->creds);
         rc = core_error_set(err, BERTH_EAUTH, "registry \"%s\": %s: %ld %s", ah->host,
                             have ? "authentication failed" : "authentication required",
-                            x.resp.status, reason_phrase(x.resp.status));
+                            x.resp.status, core_http_reason(x.resp.status));
         goto out;
     }
     if (x.resp.status != 200) {
@@ -1048,7 +1020,7 @@ static int fetch_token(auth_host *ah, core_http *h, const oci_scopes *scopes, be
                        ? BERTH_ENET
                        : BERTH_EAUTH;
         rc = core_error_set(err, code, "registry \"%s\": token request to \"%s\": %ld %s", ah->host,
-                            ah->realm, x.resp.status, reason_phrase(x.resp.status));
+                            ah->realm, x.resp.status, core_http_reason(x.resp.status));
         goto out;
     }
     if ((rc = oci_token_parse(&tok, x.resp.body.ptr ? x.resp.body.ptr : "", x.resp.body.len, now,

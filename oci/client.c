@@ -199,46 +199,6 @@ static int64_t backoff_ms(berth_oci_client *c, int attempt)
     return d < 1 ? 1 : d;
 }
 
-static const char *reason_phrase(long status)
-{
-    switch (status) {
-    case 400:
-        return "bad request";
-    case 401:
-        return "unauthorized";
-    case 403:
-        return "forbidden";
-    case 404:
-        return "not found";
-    case 405:
-        return "method not allowed";
-    case 408:
-        return "request timeout";
-    case 409:
-        return "conflict";
-    case 412:
-        return "precondition failed";
-    case 413:
-        return "payload too large";
-    case 414:
-        return "uri too long";
-    case 416:
-        return "range not satisfiable";
-    case 429:
-        return "too many requests";
-    case 500:
-        return "internal server error";
-    case 502:
-        return "bad gateway";
-    case 503:
-        return "service unavailable";
-    case 504:
-        return "gateway timeout";
-    default:
-        return "unexpected status";
-    }
-}
-
 static bool retryable_status(long st)
 {
     return st == 408 || st == 429 || st == 500 || st == 502 || st == 503 || st == 504;
@@ -833,7 +793,7 @@ static void call_finish(berth_oci_client *c, oci_call *call, core_http_xfer *xf)
             bool had = oci_auth_has_creds(c->auth, call->host);
             core_free(www);
             core_error_set(&e, BERTH_EAUTH, "registry \"%s\": authentication %s: 401 %s",
-                           call->host, had ? "failed" : "required", reason_phrase(401));
+                           call->host, had ? "failed" : "required", core_http_reason(401));
             call_failed(c, call, BERTH_EAUTH, e);
             return;
         }
@@ -1023,8 +983,8 @@ static int status_error(const oci_call *call, berth_error **err)
         return core_error_set(err, code, "%s %s: %ld %s", call->method, url, st, detail);
     if (detail[0])
         return core_error_set(err, code, "%s %s: %ld %s: %s", call->method, url, st,
-                              reason_phrase(st), detail);
-    return core_error_set(err, code, "%s %s: %ld %s", call->method, url, st, reason_phrase(st));
+                              core_http_reason(st), detail);
+    return core_error_set(err, code, "%s %s: %ld %s", call->method, url, st, core_http_reason(st));
 }
 
 /* ------------------------------------------------------------------ manifests */
