@@ -198,6 +198,7 @@ static void imageupdate_dispose(void *p)
     core_free(u->publish_url);
     core_free(u->publish_key_ref);
     core_free(u->publish_source);
+    core_free(u->publish_secret_ref);
 }
 
 static void config_error_dispose(eng_config_error *e)
@@ -1465,6 +1466,8 @@ static const field publish_fields[] = {
     {"signingKey", f_map, offsetof(eng_imageupdate, publish_key_ref), F_REQ,
      &secret_ref_holder_table},
     {"source", f_str, offsetof(eng_imageupdate, publish_source), 0, NULL},
+    {"secretRef", f_map, offsetof(eng_imageupdate, publish_secret_ref), 0, &name_table},
+    {"insecure", f_bool, offsetof(eng_imageupdate, publish_insecure), 0, NULL},
 };
 static const table publish_table = TABLE(publish_fields);
 

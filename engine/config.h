@@ -188,10 +188,12 @@ typedef struct eng_imageupdate {
     int64_t interval_ms;   /* required, > 0 */
     char *update_path;     /* spec.update.path, relative to the source root; default "./" */
     bool suspend;
-    json_t *policy_selector; /* spec.policySelector.matchLabels (object of strings) or NULL */
-    char *publish_url;       /* berth extension spec.publish.url: "oci://host/repo:tag" */
-    char *publish_key_ref;   /* spec.publish.signingKey.secretRef.name (cosign.key Secret) */
-    char *publish_source;    /* spec.publish.source (org.opencontainers.image.source) or NULL */
+    json_t *policy_selector;  /* spec.policySelector.matchLabels (object of strings) or NULL */
+    char *publish_url;        /* berth extension spec.publish.url: "oci://host/repo:tag" */
+    char *publish_key_ref;    /* spec.publish.signingKey.secretRef.name (cosign.key Secret) */
+    char *publish_source;     /* spec.publish.source (org.opencontainers.image.source) or NULL */
+    char *publish_secret_ref; /* spec.publish.secretRef.name (.dockerconfigjson) or NULL */
+    bool publish_insecure;    /* spec.publish.insecure: plain HTTP to a non-loopback registry */
 } eng_imageupdate;
 
 /* ---- Secret and ConfigMap ---- */

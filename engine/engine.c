@@ -25,6 +25,7 @@
 
 #include "core/core.h"
 #include "engine/internal.h"
+#include "images/reconcile.h"
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -140,11 +141,25 @@ const char *eng_status_str(const json_t *status, const char *k1, const char *k2)
 typedef struct sched {
     const char *kind;
     const eng_ocirepo *repo;     /* or */
-    const eng_kustomization *ks; /* one of them */
+    const eng_kustomization *ks; /* one of them, or */
+    const void *img;             /* images: ImageRepository|ImagePolicy|ImageUpdateAutomation */
     int64_t due_ms;              /* monotonic */
     bool ready;
     unsigned int failures; /* consecutive failed reconciles (source backoff) */
 } sched;
+
+/* ---- images (issue 7): the image kinds' scheduling, in blocks marked "images" ---- */
+static const eng_meta *sched_meta(const sched *s)
+{
+    return s->img ? img_meta(s->kind, s->img) : s->repo ? &s->repo->meta : &s->ks->meta;
+}
+
+static bool is_image_kind(const char *kind)
+{
+    return strcmp(kind, IMG_KIND_REPO) == 0 || strcmp(kind, IMG_KIND_POLICY) == 0 ||
+           strcmp(kind, IMG_KIND_UPDATE) == 0;
+}
+/* ---- end images ---- */
 
 /* Order Kustomizations so that dependencies come first (stable; cycles keep name order). */
 static void order_kustomizations(const eng_kustomization **out, const eng_config *cfg)
@@ -197,9 +212,9 @@ static int stall_invalid(eng_ctx *ctx, size_t *n_out, berth_error **err)
     for (size_t i = 0; i < ctx->cfg->errors_len; i++) {
         const eng_config_error *ce = &ctx->cfg->errors[i];
         json_t *old = NULL, *st = NULL;
-        bool known =
-            ce->kind && ce->ns && ce->name &&
-            (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 || strcmp(ce->kind, ENG_KIND_KS) == 0);
+        bool known = ce->kind && ce->ns && ce->name &&
+                     (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 ||
+                      strcmp(ce->kind, ENG_KIND_KS) == 0 || is_image_kind(ce->kind)); /* images */
 
         eng_log("error", "InvalidConfig", ce->kind, ce->ns, ce->name, "%s", ce->text);
         if (!known)
@@ -236,14 +251,17 @@ static int64_t jitter(int64_t ms)
 
 static int reconcile_one(eng_ctx *ctx, sched *s, berth_error **err)
 {
-    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
+    const eng_meta *m = sched_meta(s);
     int64_t interval, retry;
     bool ready = false;
     int rc;
 
     ctx->now_ms = core_wall_now();
     ctx->changed = false;
-    if (s->repo) {
+    if (s->img) { /* images */
+        rc = img_reconcile(ctx, s->kind, s->img, &ready, &interval, err);
+        retry = interval;
+    } else if (s->repo) {
         rc = eng_source_oci_reconcile(ctx, s->repo, &ready, err);
         interval = s->repo->interval_ms;
         retry = interval;
@@ -258,7 +276,7 @@ static int reconcile_one(eng_ctx *ctx, sched *s, berth_error **err)
     }
     s->ready = ready;
     s->failures = ready ? 0 : s->failures + 1;
-    if (!ready && s->repo) { /* sources back off exponentially: 1s, 2s, 4s ... up to interval */
+    if (!ready && (s->repo || s->img)) { /* sources (and images) back off: 1s, 2s ... interval */
         retry = 1000;
         for (unsigned int i = 1; i < s->failures && retry < interval; i++)
             retry *= 2;
@@ -273,13 +291,21 @@ static int reconcile_one(eng_ctx *ctx, sched *s, berth_error **err)
  * source, the dependents of a Kustomization (design.md "Reconcilers and the loop"). */
 static void wake_consumers(sched *items, size_t n, const sched *s, int64_t now)
 {
-    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
+    const eng_meta *m = sched_meta(s);
 
     for (size_t i = 0; i < n; i++) {
         const eng_kustomization *k = items[i].ks;
         bool wake = false;
-        if (!k)
+        if (!k) { /* images: policy after repository, automation after policies and source,
+                     OCIRepository after the automation publishing to it */
+            const void *c = items[i].img ? items[i].img : (const void *)items[i].repo;
+            const void *p = s->img ? s->img : (const void *)s->repo;
+            if (p && img_consumes(items[i].kind, c, s->kind, p) && items[i].due_ms > now)
+                items[i].due_ms = now;
             continue;
+        }
+        if (s->img)
+            continue; /* an image object feeds no Kustomization directly */
         if (s->repo)
             wake = strcmp(k->source_ref.kind, ENG_KIND_OCIREPO) == 0 &&
                    strcmp(k->source_ref.ns, m->ns) == 0 && strcmp(k->source_ref.name, m->name) == 0;
@@ -303,7 +329,7 @@ static bool control_wake(void *payload, const char *kind, const char *ns, const 
     wake_ctx *w = payload;
 
     for (size_t i = 0; i < w->n; i++) {
-        const eng_meta *m = w->items[i].repo ? &w->items[i].repo->meta : &w->items[i].ks->meta;
+        const eng_meta *m = sched_meta(&w->items[i]);
         const eng_kustomization *k = w->items[i].ks;
         if (strcmp(w->items[i].kind, kind) != 0 || strcmp(m->ns, ns) != 0 ||
             strcmp(m->name, name) != 0)
@@ -320,7 +346,7 @@ static bool control_wake(void *payload, const char *kind, const char *ns, const 
 /* With opts->only_*: is s the object named, or (with_source) the source it reads? */
 static bool only_selected(const berth_engine_opts *opts, const eng_config *cfg, const sched *s)
 {
-    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
+    const eng_meta *m = sched_meta(s);
     const eng_kustomization *k;
 
     if (strcmp(s->kind, opts->only_kind) == 0 && strcmp(m->ns, opts->only_ns) == 0 &&
@@ -384,10 +410,15 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     eng_log("info", "start", NULL, NULL, NULL,
             "loaded %zu OCIRepository, %zu Kustomization from %zu file(s) of \"%s\"",
             cfg->ocirepos_len, cfg->kustomizations_len, cfg->files, opts->config_path);
+    if (cfg->imagerepos_len + cfg->imagepolicies_len + cfg->imageupdates_len) /* images */
+        eng_log("info", "start", NULL, NULL, NULL,
+                "loaded %zu ImageRepository, %zu ImagePolicy, %zu ImageUpdateAutomation",
+                cfg->imagerepos_len, cfg->imagepolicies_len, cfg->imageupdates_len);
     if ((rc = stall_invalid(&ctx, &invalid, err)) < 0)
         goto out;
 
     n = cfg->ocirepos_len + cfg->kustomizations_len;
+    n += cfg->imagerepos_len + cfg->imagepolicies_len + cfg->imageupdates_len; /* images */
     items = core_calloc(n + 1, sizeof(*items));
     order = core_calloc(cfg->kustomizations_len + 1, sizeof(*order));
     if (!items || !order) {
@@ -397,8 +428,18 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     order_kustomizations(order, cfg);
     for (size_t i = 0; i < cfg->ocirepos_len; i++)
         items[i] = (sched){.kind = ENG_KIND_OCIREPO, .repo = &cfg->ocirepos[i]};
-    for (size_t i = 0; i < cfg->kustomizations_len; i++)
-        items[cfg->ocirepos_len + i] = (sched){.kind = ENG_KIND_KS, .ks = order[i]};
+    { /* images: after the sources, before the Kustomizations; policies after repositories,
+         automations after policies */
+        size_t at = cfg->ocirepos_len;
+        for (size_t i = 0; i < cfg->imagerepos_len; i++)
+            items[at++] = (sched){.kind = IMG_KIND_REPO, .img = &cfg->imagerepos[i]};
+        for (size_t i = 0; i < cfg->imagepolicies_len; i++)
+            items[at++] = (sched){.kind = IMG_KIND_POLICY, .img = &cfg->imagepolicies[i]};
+        for (size_t i = 0; i < cfg->imageupdates_len; i++)
+            items[at++] = (sched){.kind = IMG_KIND_UPDATE, .img = &cfg->imageupdates[i]};
+        for (size_t i = 0; i < cfg->kustomizations_len; i++)
+            items[at++] = (sched){.kind = ENG_KIND_KS, .ks = order[i]};
+    }
 
     if (opts->once && opts->only_name) { /* berth reconcile without a running loop */
         bool found = false, all = true;
@@ -506,6 +547,20 @@ static int row_fill(berth_engine_row *r, const char *kind, const char *ns, const
     const char *rev = strcmp(kind, ENG_KIND_KS) == 0
                           ? eng_status_str(st, "lastAppliedRevision", NULL)
                           : eng_status_str(st, "artifact", "revision");
+    char img_rev[512]; /* images: the scan, the latest reference, the last publication */
+    if (strcmp(kind, IMG_KIND_REPO) == 0) {
+        json_t *tc = json_object_get(json_object_get(st, "lastScanResult"), "tagCount");
+        snprintf(img_rev, sizeof(img_rev), "%lld tags",
+                 json_is_integer(tc) ? (long long)json_integer_value(tc) : 0LL);
+        rev = tc ? img_rev : NULL;
+    } else if (strcmp(kind, IMG_KIND_POLICY) == 0) {
+        const char *nm = eng_status_str(st, "latestRef", "name");
+        const char *tg = eng_status_str(st, "latestRef", "tag");
+        snprintf(img_rev, sizeof(img_rev), "%s:%s", nm ? nm : "", tg ? tg : "");
+        rev = tg ? img_rev : NULL;
+    } else if (strcmp(kind, IMG_KIND_UPDATE) == 0) {
+        rev = eng_status_str(st, "lastPublishedRevision", NULL);
+    }
     const char *cs = c ? json_string_value(json_object_get(c, "status")) : NULL;
 
     r->kind = core_strdup(kind);
@@ -655,6 +710,13 @@ int berth_engine_status_list(berth_engine_row **rows_out, size_t *n_out, const c
         rc = list_kind(&rows, &n, &cap, state_dir, ENG_KIND_OCIREPO, "ocirepository", err);
     if (rc == 0 && (!kind || strcmp(kind, ENG_KIND_KS) == 0))
         rc = list_kind(&rows, &n, &cap, state_dir, ENG_KIND_KS, "kustomization", err);
+    /* images: "images" lists the three kinds */
+    if (rc == 0 && (!kind || strcmp(kind, IMG_KIND_REPO) == 0 || strcmp(kind, "images") == 0))
+        rc = list_kind(&rows, &n, &cap, state_dir, IMG_KIND_REPO, "imagerepository", err);
+    if (rc == 0 && (!kind || strcmp(kind, IMG_KIND_POLICY) == 0 || strcmp(kind, "images") == 0))
+        rc = list_kind(&rows, &n, &cap, state_dir, IMG_KIND_POLICY, "imagepolicy", err);
+    if (rc == 0 && (!kind || strcmp(kind, IMG_KIND_UPDATE) == 0 || strcmp(kind, "images") == 0))
+        rc = list_kind(&rows, &n, &cap, state_dir, IMG_KIND_UPDATE, "imageupdateautomation", err);
     if (rc < 0) {
         berth_engine_rows_free(rows, n);
         return rc;

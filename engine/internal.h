@@ -39,6 +39,20 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
 int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
                                 berth_error **err);
 
+/**
+ * A registry client for an object in namespace ns: docker config from the Secret secret_ref
+ * (.dockerconfigjson), CA / client certificate from cert_secret_ref (ca.crt, tls.crt + tls.key),
+ * either may be NULL. Secret bytes go to a private temp dir under the state dir, *tmpdir_out
+ * (NULL when none), which the caller removes with eng_registry_tmp_remove after the client is
+ * done. Returns 0, BERTH_ENOTFOUND (Secret missing), BERTH_EINVAL (key missing), EIO, ENOMEM.
+ */
+struct berth_oci_client;
+int eng_registry_client_new(struct berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
+                            const char *ns, const char *secret_ref, const char *cert_secret_ref,
+                            bool insecure, berth_error **err);
+/** Wipe and remove a credentials dir of eng_registry_client_new, and free the string. NULL ok. */
+void eng_registry_tmp_remove(char *tmpdir);
+
 /** One logfmt line to stderr: level, event, kind, name ("ns/name"), msg. */
 void eng_log(const char *level, const char *event, const char *kind, const char *ns,
              const char *name, const char *fmt, ...) BERTH_PRINTF(6, 7);
