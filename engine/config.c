@@ -28,6 +28,7 @@
 
 #include "core/core.h"
 #include "images/policy.h"
+#include "images/reconcile.h"
 
 #define MAX_DIR_DEPTH 32
 #define MAX_ERRORS_PER_DOC 50
@@ -1796,21 +1797,12 @@ out:
 /* Compile the policy once so that a bad range, order or pattern is a file:line error. */
 static int imagepolicy_check(pctx *c, yaml_node_t *root, const eng_imagepolicy *p)
 {
-    img_policy_spec spec = {.kind = IMG_POLICY_SEMVER};
+    img_policy_spec spec;
     img_policy *compiled = NULL;
     berth_error *e = NULL;
     yaml_node_t *spec_node = map_node(c, root, "spec");
     int rc;
-    spec.semver_range = p->semver_range;
-    if (p->has_alpha || p->has_num) {
-        spec.kind = p->has_alpha ? IMG_POLICY_ALPHABETICAL : IMG_POLICY_NUMERICAL;
-        spec.order = (p->has_alpha ? p->alpha_order : p->num_order) &&
-                             strcmp(p->has_alpha ? p->alpha_order : p->num_order, "desc") == 0
-                         ? IMG_ORDER_DESC
-                         : IMG_ORDER_ASC;
-    }
-    spec.filter_pattern = p->filter_pattern;
-    spec.filter_extract = p->filter_extract;
+    img_policy_spec_of(&spec, p);
     rc = img_policy_compile(&compiled, &spec, &e);
     img_policy_free(compiled);
     if (rc == BERTH_ENOMEM) {

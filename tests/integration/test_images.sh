@@ -71,6 +71,16 @@ metadata:
 spec:
   image: $IMG
   interval: 10m
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app-releases
+  namespace: apps
+spec:
+  image: $IMG
+  interval: 10m
+  exclusionList: ["^main-", "^feat-"]
 EOF
         # Flux: ranges skip pre-releases unless the range has one; "1.2" is not a version (two
         # dots needed); the v prefix is accepted and kept in the tag.
@@ -117,6 +127,13 @@ assert_eq "$want_latest" "$(jq -c '.lastScanResult.latestTags' <<<"$repo")" "lat
 assert_eq True "$(jq -r '.conditions[] | select(.type=="Ready") | .status' <<<"$repo")" "Ready"
 assert_contains "$(jq -r '.conditions[] | select(.type=="Ready") | .message' <<<"$repo")" \
     "successful scan: found $N_TAGS tags"
+
+it "an explicit exclusionList replaces the default one (the signature tag is kept then)"
+rel=$(jq '.[] | select(.kind=="ImageRepository" and .name=="app-releases") | .status' "$STATE_JSON")
+assert_eq 11 "$(jq -r '.lastScanResult.tagCount' <<<"$rel")" "tagCount: 15 pushed, 4 main-/feat-"
+grep -qxF "$SIG_TAG" "$STATE/images/apps/app-releases/tags" || fail "the signature tag is missing"
+! grep -q '^main-\|^feat-' "$STATE/images/apps/app-releases/tags" || fail "an excluded tag was stored"
+assert_eq '["^main-","^feat-"]' "$(jq -c '.observedExclusionList' <<<"$rel")" "observedExclusionList"
 
 it "each policy picks what Flux picks"
 assert_eq v1.3.0 "$(pol semver-stable tag)" "semver >=1.0.0 (pre-releases out, v prefix kept)"
