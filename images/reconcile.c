@@ -833,6 +833,45 @@ out:
     return rc;
 }
 
+/*
+ * "sha256:<hex>" of what the update produced: the source revision, then the path and bytes of
+ * every rewritten file under dir. Equal digests mean an equal artifact to publish, whatever
+ * policies changed elsewhere.
+ */
+static int update_digest(char out[72], const char *src_rev, const img_setter_files *files,
+                         const char *dir, berth_error **err)
+{
+    core_sha256 *h = NULL;
+    char hex[CORE_SHA256_HEX_LEN + 1];
+    int rc;
+
+    if ((rc = core_sha256_new(&h, err)) < 0)
+        return rc;
+    rc = core_sha256_update(h, src_rev, strlen(src_rev) + 1);
+    for (size_t i = 0; rc == 0 && i < files->n; i++) {
+        berth_buf b = BERTH_BUF_INIT;
+        char *p;
+        if (!files->files[i].changed)
+            continue;
+        if (!(p = core_sprintf("%s/%s", dir, files->files[i].path))) {
+            rc = oom(err);
+            break;
+        }
+        if ((rc = core_fs_read_file(&b, p, IMG_SETTERS_MAX_FILE, err)) == 0 &&
+            (core_sha256_update(h, files->files[i].path, strlen(files->files[i].path) + 1) < 0 ||
+             core_sha256_update(h, b.ptr ? b.ptr : "", b.len) < 0))
+            rc = core_error_set(err, BERTH_ERROR, "hashing \"%s\" failed", p);
+        berth_buf_dispose(&b);
+        core_free(p);
+    }
+    if (rc == 0 && core_sha256_final_hex(h, hex) < 0)
+        rc = core_error_set(err, BERTH_ERROR, "hashing the update failed");
+    if (rc == 0)
+        snprintf(out, 72, "sha256:%s", hex);
+    core_sha256_free(h);
+    return rc;
+}
+
 /* spec.update.path without "./" and trailing '/'; "" for the root (heap). */
 static char *clean_update_path(const char *p)
 {
@@ -857,7 +896,8 @@ int img_update_reconcile(eng_ctx *ctx, const eng_imageupdate *upd, bool *ready_o
     policy_set ps = {.res = NULL};
     char *workparent = NULL, *work = NULL, *root = NULL, *rel = NULL, *sub = NULL, *msg = NULL;
     char *changed = NULL, digest[72] = "", ts[32], rev[400];
-    const char *src_rev, *apath, *pub_src, *pub_rev;
+    const char *src_rev, *apath, *pub_digest, *pub_rev;
+    char result[72];
     fail f = {.reason = NULL};
     bool suspended, any = false;
     int rc;
@@ -945,10 +985,16 @@ int img_update_reconcile(eng_ctx *ctx, const eng_imageupdate *upd, bool *ready_o
         goto status;
     }
     /* 4. publish, unless this exact result was published already */
-    pub_src = eng_status_str(st, "observedSourceRevision", NULL);
+    if ((rc = update_digest(result, src_rev, &files, sub ? sub : work, err)) < 0)
+        goto out;
+    pub_digest = eng_status_str(st, "lastPublishedUpdateDigest", NULL);
     pub_rev = eng_status_str(st, "lastPublishedRevision", NULL);
-    if (pub_rev && pub_src && strcmp(pub_src, src_rev) == 0 &&
-        json_equal(json_object_get(st, "observedPolicies"), ps.observed)) {
+    if (pub_rev && pub_digest && strcmp(pub_digest, result) == 0) {
+        if (set_str(st, "observedSourceRevision", src_rev, err) < 0 ||
+            json_object_set(st, "observedPolicies", ps.observed) < 0) {
+            rc = oom(err);
+            goto out;
+        }
         msg = core_sprintf("published revision '%s' is current", pub_rev);
         goto status;
     }
@@ -965,6 +1011,7 @@ int img_update_reconcile(eng_ctx *ctx, const eng_imageupdate *upd, bool *ready_o
         set_str(st, "lastPublishedPolicies", changed, err) < 0 ||
         set_str(st, "lastPushTime", ts, err) < 0 ||
         set_str(st, "observedSourceRevision", src_rev, err) < 0 ||
+        set_str(st, "lastPublishedUpdateDigest", result, err) < 0 ||
         json_object_set(st, "observedPolicies", ps.observed) < 0) {
         rc = BERTH_ENOMEM;
         goto out;

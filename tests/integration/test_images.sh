@@ -86,6 +86,7 @@ EOF
         # dots needed); the v prefix is accepted and kept in the tag.
         policy semver-stable 'semver: {range: ">=1.0.0"}' '  digestReflectionPolicy: IfNotPresent'
         policy fleet-app 'semver: {range: ">=1.0.0"}' "" yes
+        policy fleet-unused 'semver: {range: "~1.2"}' "" yes # selected, but no marker names it
         policy semver-pre 'semver: {range: ">=1.0.0-0"}'
         policy semver-tilde 'semver: {range: "~1.2"}'
         # alphabetical over whole tags vs numerical over the extracted timestamp
@@ -310,9 +311,12 @@ kill -TERM "$LOOP"
 for ((i = 0; i < 100; i++)); do kill -0 "$LOOP" 2>/dev/null || break; sleep 0.1; done
 ! kill -0 "$LOOP" 2>/dev/null || fail "the loop did not stop on SIGTERM"
 
-it "no change, no publication: the automation does not push the same result twice"
+it "no change, no publication: a selected policy no marker uses moves, nothing is pushed again"
+push_tag "$T/layoutA" 1.2.9
 : >"$PROXY_LOG"
 run_once
+get_json
+assert_eq 1.2.9 "$(pol fleet-unused tag)" "the unused policy moved"
 [ "$RC" = 0 ] || fail "run --once failed: $RUN_ERR"
 assert_eq "" "$(grep -E '^(PUT|POST|PATCH) ' "$PROXY_LOG" || true)" "writes to the registry"
 
