@@ -2,7 +2,7 @@
  * berth run: the engine over a file store: `--config` (Flux-kind YAML), `--state-dir`,
  * `--target=dir:PATH`. With --once it reconciles everything once, prints a summary (as
  * `berth get all`) and exits 0 when every object is Ready, else 1. Without it, it runs until
- * SIGTERM or SIGINT.
+ * SIGTERM or SIGINT (in-flight reconciles finish, exit 0); SIGHUP reloads the config.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -12,12 +12,14 @@
 
 #include "cli.h"
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGHUP)
+        reload_flag = 1;
+    else
+        stop_flag = 1;
 }
 
 int cli_run(int argc, char **argv)
@@ -38,14 +40,22 @@ int cli_run(int argc, char **argv)
          .meta = "dir:PATH",
          .help = "where Kustomizations apply (default dir:<state-dir>/target)"},
         {.name = "once", .kind = CLI_BOOL, .help = "reconcile everything once and exit"},
+        {.name = "workers",
+         .kind = CLI_STR,
+         .meta = "N",
+         .def = "4",
+         .help = "reconciles run at once (1..64)"},
         CLI_FLAGS_COMMON,
         CLI_FLAG_END,
     };
     cli_cmd cmd = {.path = "berth run",
-                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH] [--once]",
+                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH] [--once] "
+                            "[--workers=N]",
                    .summary = "Run the GitOps engine: OCIRepository -> Kustomization -> target.",
                    .details = "Logs (logfmt) go to stderr. With --once the exit status is 0 when "
-                              "every object is Ready, else 1.",
+                              "every object is Ready, else 1. Without it the loop reloads the "
+                              "config on SIGHUP and when its files change (checked every 2 s), "
+                              "and stops on SIGTERM or SIGINT after the reconciles in flight.",
                    .examples = "  berth run --config=./clusters/edge --state-dir=./.berth "
                                "--target=dir:./out --once",
                    .min_args = 0,
@@ -57,6 +67,9 @@ int cli_run(int argc, char **argv)
     struct sigaction sa;
     bool ready = false;
     size_t n = 0;
+    const char *workers;
+    char *end = NULL;
+    long nw;
     int rc, code;
 
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
@@ -68,12 +81,21 @@ int cli_run(int argc, char **argv)
     opts.target = cli_str(&cmd, "target");
     opts.once = cli_bool(&cmd, "once");
     opts.debug = cli_bool(&cmd, "debug");
+    workers = cli_str(&cmd, "workers");
+    nw = strtol(workers, &end, 10);
+    if (end == workers || *end || nw < 1 || nw > 64) {
+        code = cli_usage_error(&cmd, "--workers \"%s\" is not a number from 1 to 64", workers);
+        goto out;
+    }
+    opts.workers = (unsigned int)nw;
     opts.stop = &stop_flag;
+    opts.reload = &reload_flag;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     if ((rc = berth_engine_run(&ready, &opts, &err)) < 0) {
         code = cli_fail(&cmd, rc, err);
         goto out;

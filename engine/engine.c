@@ -1,25 +1,17 @@
 /*
- * engine/engine.c: berth_engine_run, the loop over the reconcilers, and berth_engine_status_list,
- * the reader behind `berth get`. Also the pieces the reconcilers share (engine/internal.h):
- * logfmt logging, events, and the status writer.
+ * engine/engine.c: berth_engine_status_list, the reader behind `berth get`, and the pieces the
+ * reconcilers share (engine/internal.h): logfmt logging, events, and the status writer. The loop
+ * itself (berth_engine_run) is engine/loop.c.
  *
- * Design (first slice): one thread. A pass loads nothing new: the config is loaded once at start;
- * invalid objects get a Stalled status with the loader's file:line message. Sources are
- * reconciled before Kustomizations, and Kustomizations in dependency order (a dependency first;
- * a cycle falls back to name order and the dependency check reports it). With `once` the pass
- * runs once; otherwise each object has a due time (interval ±5% jitter after success; after a
- * failure retryInterval for a Kustomization, exponential backoff from 1 s up to the interval for
- * a source) and the loop sleeps in short slices until the next one is due
- * or the stop flag is set. In loop mode the sleep is a poll on the control socket
- * (engine/control.c): `berth reconcile|suspend|resume` make an object due at once.
+ * Threading: the reconcilers run on the loop's workers, so everything here may be called from
+ * several threads at once: a log line is written under the stderr stream lock (one line, one
+ * write with the CLI's line buffering), events are appended under the state's mutex.
  */
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sodium.h>
 
 #include <berth/engine.h>
 
@@ -63,6 +55,7 @@ void eng_log(const char *level, const char *event, const char *kind, const char 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     core_time_rfc3339(ts, core_wall_now() / 1000);
+    flockfile(stderr); /* workers log too: keep each line whole */
     fprintf(stderr, "ts=%s level=%s event=", ts, level);
     logfmt_value(stderr, event);
     if (kind) {
@@ -78,6 +71,7 @@ void eng_log(const char *level, const char *event, const char *kind, const char 
     logfmt_value(stderr, msg);
     fputc('\n', stderr);
     fflush(stderr);
+    funlockfile(stderr);
 }
 
 int eng_cond(json_t *status, const char *type, const char *st, const char *reason,
@@ -132,343 +126,6 @@ const char *eng_status_str(const json_t *status, const char *k1, const char *k2)
     if (k2)
         v = json_object_get(v, k2);
     return json_string_value(v);
-}
-
-/* ---------------------------------------------------------------- the run loop */
-
-/* The scheduling state of one object. */
-typedef struct sched {
-    const char *kind;
-    const eng_ocirepo *repo;     /* or */
-    const eng_kustomization *ks; /* one of them */
-    int64_t due_ms;              /* monotonic */
-    bool ready;
-    unsigned int failures; /* consecutive failed reconciles (source backoff) */
-} sched;
-
-/* Order Kustomizations so that dependencies come first (stable; cycles keep name order). */
-static void order_kustomizations(const eng_kustomization **out, const eng_config *cfg)
-{
-    size_t n = cfg->kustomizations_len, done = 0;
-    bool *placed = core_calloc(n + 1, sizeof(bool));
-
-    if (!placed) { /* degrade to name order */
-        for (size_t i = 0; i < n; i++)
-            out[i] = &cfg->kustomizations[i];
-        return;
-    }
-    while (done < n) {
-        bool progress = false;
-        for (size_t i = 0; i < n; i++) {
-            const eng_kustomization *k = &cfg->kustomizations[i];
-            bool ok = true;
-            if (placed[i])
-                continue;
-            for (size_t d = 0; d < k->depends_on_len && ok; d++) {
-                const eng_kustomization *dk =
-                    eng_config_find_kustomization(cfg, k->depends_on[d].ns, k->depends_on[d].name);
-                if (dk && !placed[dk - cfg->kustomizations])
-                    ok = false;
-            }
-            if (ok) {
-                placed[i] = true;
-                out[done++] = k;
-                progress = true;
-            }
-        }
-        if (!progress) { /* a cycle: the rest in name order */
-            for (size_t i = 0; i < n; i++) {
-                if (!placed[i]) {
-                    placed[i] = true;
-                    out[done++] = &cfg->kustomizations[i];
-                }
-            }
-        }
-    }
-    core_free(placed);
-}
-
-/* Mark the objects the loader refused Stalled; returns how many had an identity. */
-static int stall_invalid(eng_ctx *ctx, size_t *n_out, berth_error **err)
-{
-    int rc = 0;
-
-    *n_out = 0;
-    for (size_t i = 0; i < ctx->cfg->errors_len; i++) {
-        const eng_config_error *ce = &ctx->cfg->errors[i];
-        json_t *old = NULL, *st = NULL;
-        bool known =
-            ce->kind && ce->ns && ce->name &&
-            (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 || strcmp(ce->kind, ENG_KIND_KS) == 0);
-
-        eng_log("error", "InvalidConfig", ce->kind, ce->ns, ce->name, "%s", ce->text);
-        if (!known)
-            continue;
-        if (eng_config_find_error(ctx->cfg, ce->kind, ce->ns, ce->name) != ce)
-            continue; /* the first error of an object wins */
-        (*n_out)++;
-        if ((rc = eng_state_status_read(&old, ctx->state, ce->kind, ce->ns, ce->name, err)) < 0)
-            return rc;
-        if (!(st = old ? json_deep_copy(old) : eng_status_new())) {
-            json_decref(old);
-            return core_error_set(err, BERTH_ENOMEM, "out of memory");
-        }
-        if ((rc = eng_cond(st, "Stalled", "True", "InvalidConfig", ce->text, ctx->now_ms, err)) ==
-                0 &&
-            (rc = eng_cond(st, "Ready", "False", "InvalidConfig", ce->text, ctx->now_ms, err)) == 0)
-            rc = eng_status_commit(ctx, ce->kind, ce->ns, ce->name, old, st, err);
-        json_decref(old);
-        json_decref(st);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int64_t jitter(int64_t ms)
-{
-    int64_t span = ms / 10; /* ±5% */
-    if (span <= 0)
-        return ms;
-    return ms - span / 2 +
-           (int64_t)randombytes_uniform((uint32_t)(span > 0x7fffffff ? 0x7fffffff : span));
-}
-
-static int reconcile_one(eng_ctx *ctx, sched *s, berth_error **err)
-{
-    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
-    int64_t interval, retry;
-    bool ready = false;
-    int rc;
-
-    ctx->now_ms = core_wall_now();
-    ctx->changed = false;
-    if (s->repo) {
-        rc = eng_source_oci_reconcile(ctx, s->repo, &ready, err);
-        interval = s->repo->interval_ms;
-        retry = interval;
-    } else {
-        rc = eng_kustomization_reconcile(ctx, s->ks, &ready, err);
-        interval = s->ks->interval_ms;
-        retry = s->ks->retry_interval_ms > 0 ? s->ks->retry_interval_ms : interval;
-    }
-    if (rc < 0) {
-        core_error_wrap(err, "%s \"%s/%s\"", s->kind, m->ns, m->name);
-        return rc;
-    }
-    s->ready = ready;
-    s->failures = ready ? 0 : s->failures + 1;
-    if (!ready && s->repo) { /* sources back off exponentially: 1s, 2s, 4s ... up to interval */
-        retry = 1000;
-        for (unsigned int i = 1; i < s->failures && retry < interval; i++)
-            retry *= 2;
-        if (retry > interval)
-            retry = interval;
-    }
-    s->due_ms = core_mono_now() + jitter(ready ? interval : retry);
-    return 0;
-}
-
-/* A new artifact or applied revision of s makes its consumers due now: the Kustomizations of a
- * source, the dependents of a Kustomization (design.md "Reconcilers and the loop"). */
-static void wake_consumers(sched *items, size_t n, const sched *s, int64_t now)
-{
-    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
-
-    for (size_t i = 0; i < n; i++) {
-        const eng_kustomization *k = items[i].ks;
-        bool wake = false;
-        if (!k)
-            continue;
-        if (s->repo)
-            wake = strcmp(k->source_ref.kind, ENG_KIND_OCIREPO) == 0 &&
-                   strcmp(k->source_ref.ns, m->ns) == 0 && strcmp(k->source_ref.name, m->name) == 0;
-        for (size_t d = 0; !s->repo && d < k->depends_on_len && !wake; d++)
-            wake = strcmp(k->depends_on[d].ns, m->ns) == 0 &&
-                   strcmp(k->depends_on[d].name, m->name) == 0;
-        if (wake && items[i].due_ms > now)
-            items[i].due_ms = now;
-    }
-}
-
-/* The control socket's wake-up (engine/control.c): the object named is due now. */
-typedef struct wake_ctx {
-    sched *items;
-    size_t n;
-} wake_ctx;
-
-static bool control_wake(void *payload, const char *kind, const char *ns, const char *name,
-                         bool with_source)
-{
-    wake_ctx *w = payload;
-
-    for (size_t i = 0; i < w->n; i++) {
-        const eng_meta *m = w->items[i].repo ? &w->items[i].repo->meta : &w->items[i].ks->meta;
-        const eng_kustomization *k = w->items[i].ks;
-        if (strcmp(w->items[i].kind, kind) != 0 || strcmp(m->ns, ns) != 0 ||
-            strcmp(m->name, name) != 0)
-            continue;
-        w->items[i].due_ms = core_mono_now();
-        if (with_source && k && strcmp(k->source_ref.kind, ENG_KIND_OCIREPO) == 0)
-            (void)control_wake(payload, ENG_KIND_OCIREPO, k->source_ref.ns, k->source_ref.name,
-                               false);
-        return true;
-    }
-    return false;
-}
-
-/* With opts->only_*: is s the object named, or (with_source) the source it reads? */
-static bool only_selected(const berth_engine_opts *opts, const eng_config *cfg, const sched *s)
-{
-    const eng_meta *m = s->repo ? &s->repo->meta : &s->ks->meta;
-    const eng_kustomization *k;
-
-    if (strcmp(s->kind, opts->only_kind) == 0 && strcmp(m->ns, opts->only_ns) == 0 &&
-        strcmp(m->name, opts->only_name) == 0)
-        return true;
-    if (!s->repo || !opts->with_source || strcmp(opts->only_kind, ENG_KIND_KS) != 0)
-        return false;
-    k = eng_config_find_kustomization(cfg, opts->only_ns, opts->only_name);
-    return k && strcmp(k->source_ref.kind, ENG_KIND_OCIREPO) == 0 &&
-           strcmp(k->source_ref.ns, m->ns) == 0 && strcmp(k->source_ref.name, m->name) == 0;
-}
-
-static int parse_target(eng_target **out, const char *spec, const char *state_dir,
-                        berth_error **err)
-{
-    char *dir;
-    int rc;
-
-    if (!spec) {
-        if (!(dir = core_sprintf("%s/target", state_dir)))
-            return core_error_set(err, BERTH_ENOMEM, "out of memory");
-        rc = eng_target_dir_new(out, dir, err);
-        core_free(dir);
-        return rc;
-    }
-    if (!core_str_has_prefix(spec, "dir:") || !spec[4])
-        return core_error_set(err, BERTH_EINVAL, "target \"%s\" is not supported (want dir:PATH)",
-                              spec);
-    return eng_target_dir_new(out, spec + 4, err);
-}
-
-int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_error **err)
-{
-    eng_ctx ctx = {.state = NULL};
-    eng_config *cfg = NULL;
-    eng_target *target = NULL;
-    eng_state *state = NULL;
-    const eng_kustomization **order = NULL;
-    sched *items = NULL;
-    eng_control *control = NULL;
-    size_t n = 0, invalid = 0;
-    int rc;
-
-    BERTH_ARG_CHECK(all_ready_out && opts && opts->config_path && opts->state_dir);
-    BERTH_ARG_CHECK(!opts->only_name || (opts->once && opts->only_kind && opts->only_ns));
-    *all_ready_out = false;
-    if (opts->version != BERTH_ENGINE_OPTS_VERSION)
-        return core_error_set(err, BERTH_EINVAL, "unknown engine options version %u",
-                              opts->version);
-    if ((rc = eng_state_open(&state, opts->state_dir, NULL, err)) < 0)
-        goto out;
-    if ((rc = parse_target(&target, opts->target, opts->state_dir, err)) < 0)
-        goto out;
-    if ((rc = eng_config_load(&cfg, opts->config_path, err)) < 0)
-        goto out;
-    ctx.state = state;
-    ctx.cfg = cfg;
-    ctx.target = target;
-    ctx.debug = opts->debug;
-    ctx.now_ms = core_wall_now();
-    eng_log("info", "start", NULL, NULL, NULL,
-            "loaded %zu OCIRepository, %zu Kustomization from %zu file(s) of \"%s\"",
-            cfg->ocirepos_len, cfg->kustomizations_len, cfg->files, opts->config_path);
-    if ((rc = stall_invalid(&ctx, &invalid, err)) < 0)
-        goto out;
-
-    n = cfg->ocirepos_len + cfg->kustomizations_len;
-    items = core_calloc(n + 1, sizeof(*items));
-    order = core_calloc(cfg->kustomizations_len + 1, sizeof(*order));
-    if (!items || !order) {
-        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    order_kustomizations(order, cfg);
-    for (size_t i = 0; i < cfg->ocirepos_len; i++)
-        items[i] = (sched){.kind = ENG_KIND_OCIREPO, .repo = &cfg->ocirepos[i]};
-    for (size_t i = 0; i < cfg->kustomizations_len; i++)
-        items[cfg->ocirepos_len + i] = (sched){.kind = ENG_KIND_KS, .ks = order[i]};
-
-    if (opts->once && opts->only_name) { /* berth reconcile without a running loop */
-        bool found = false, all = true;
-        for (size_t i = 0; i < n; i++) {
-            if (!only_selected(opts, cfg, &items[i]))
-                continue;
-            found = found || strcmp(items[i].kind, opts->only_kind) == 0;
-            if ((rc = reconcile_one(&ctx, &items[i], err)) < 0)
-                goto out;
-            all = all && items[i].ready;
-        }
-        if (!found)
-            rc = core_error_set(err, BERTH_ENOTFOUND, "%s \"%s/%s\" is not in the config \"%s\"",
-                                opts->only_kind, opts->only_ns, opts->only_name, opts->config_path);
-        *all_ready_out = found && all;
-        goto out;
-    }
-    if (!opts->once) { /* the control socket; without it the loop still runs */
-        berth_error *ce = NULL;
-        if (eng_control_open(&control, opts->state_dir, &ce) < 0) {
-            char *t = berth_error_text(ce);
-            eng_log("error", "control-failed", NULL, NULL, NULL, "%s", t ? t : "no socket");
-            free(t);
-        }
-        berth_error_free(ce);
-    }
-    /* the first pass: everything, in order */
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = reconcile_one(&ctx, &items[i], err)) < 0)
-            goto out;
-    }
-    if (opts->once) {
-        bool all = invalid == 0 && cfg->errors_len == 0;
-        for (size_t i = 0; i < n; i++)
-            all = all && items[i].ready;
-        *all_ready_out = all;
-        goto out;
-    }
-    while (!(opts->stop && *opts->stop)) {
-        int64_t now = core_mono_now(), next = now + 1000;
-        for (size_t i = 0; i < n && !(opts->stop && *opts->stop); i++) {
-            if (items[i].due_ms <= now) {
-                if ((rc = reconcile_one(&ctx, &items[i], err)) < 0)
-                    goto out;
-                if (ctx.changed)
-                    wake_consumers(items, n, &items[i], now);
-            }
-            if (items[i].due_ms < next)
-                next = items[i].due_ms;
-        }
-        now = core_mono_now();
-        if (next > now && control) {
-            wake_ctx w = {.items = items, .n = n};
-            eng_control_serve(control, next - now < 200 ? next - now : 200, control_wake, &w, n);
-        } else if (next > now) {
-            core_sleep_ms(next - now < 200 ? next - now : 200);
-        }
-    }
-    eng_log("info", "stop", NULL, NULL, NULL, "stopping");
-    *all_ready_out = true;
-    for (size_t i = 0; i < n; i++)
-        *all_ready_out = *all_ready_out && items[i].ready;
-out:
-    eng_control_free(control);
-    core_free(items);
-    core_free(order);
-    eng_config_free(cfg);
-    eng_target_free(target);
-    eng_state_free(state);
-    return rc;
 }
 
 /* ---------------------------------------------------------------- reading status */

@@ -160,7 +160,7 @@ out:
 
 static bool inventory_equal(const eng_inventory *a, const eng_inventory *b)
 {
-    if (a->len != b->len)
+    if (a->len != b->len || a->prune != b->prune)
         return false;
     for (size_t i = 0; i < a->len; i++) {
         const eng_inv_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -330,6 +330,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         free(t);
         goto status;
     }
+    inv.prune = eng_ks_prune_on_removal(ks) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
     if (!inventory_equal(&inv, &old_inv) &&
         (rc = eng_state_inventory_write(ctx->state, ns, name, &inv, err)) < 0)
         goto out;

@@ -109,8 +109,9 @@ static void remove_secret_dir(char *tmpdir)
     core_free(tmpdir);
 }
 
-/* Build the registry client from insecure, secretRef and certSecretRef. */
-static int client_new(berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
+/* Build the registry client from insecure, secretRef and certSecretRef. Without Secrets it comes
+ * from the thread's cache (*borrowed_out true: not to be freed). */
+static int client_new(berth_oci_client **out, char **tmpdir_out, bool *borrowed_out, eng_ctx *ctx,
                       const eng_ocirepo *repo, berth_error **err)
 {
     berth_oci_client_opts o = BERTH_OCI_CLIENT_OPTS_INIT;
@@ -175,7 +176,12 @@ static int client_new(berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
         if (ca || crt)
             o.insecure = false; /* a cert secret keeps TLS verification on (§2.1) */
     }
-    rc = berth_oci_client_new(out, &o, err);
+    if (!tmp && ctx->clients) {
+        rc = eng_clients_get(out, ctx->clients, &o, err);
+        *borrowed_out = rc == 0;
+    } else {
+        rc = berth_oci_client_new(out, &o, err);
+    }
 out:
     core_free(cfg);
     core_free(ca);
@@ -374,7 +380,7 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
     const char *stored_rev, *hex;
     fail f = {.reason = NULL};
     int64_t size = -1;
-    bool unchanged = false;
+    bool unchanged = false, borrowed = false;
     int rc;
 
     *ready_out = false;
@@ -406,7 +412,7 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
         goto status;
     }
     /* 2. the client */
-    if (client_new(&client, &tmpdir, ctx, repo, &e) < 0) {
+    if (client_new(&client, &tmpdir, &borrowed, ctx, repo, &e) < 0) {
         fail_set(&f, "FetchFailed", R_AUTH, e, "failed to configure the registry client: ");
         goto status;
     }
@@ -542,7 +548,8 @@ out:
     berth_error_free(e);
     core_free(f.message);
     remove_secret_dir(tmpdir);
-    berth_oci_client_free(client);
+    if (!borrowed)
+        berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);
     core_free(objdir);
     core_free(tag);

@@ -34,6 +34,13 @@ typedef struct berth_engine_opts {
     const char *only_ns;
     const char *only_name;
     bool with_source;
+    /* loop workers running reconciles at once, 1..64; 0: 4 */
+    unsigned int workers;
+    /* set (by a SIGHUP handler) to reload the config now; the engine clears it; may be NULL */
+    volatile sig_atomic_t *reload;
+    /* how often the loop checks the config path's files for changes (names, sizes, mtimes) and
+     * reloads when they changed; 0: 2000 ms, < 0: never (only *reload) */
+    int64_t config_poll_ms;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \
@@ -44,8 +51,14 @@ typedef struct berth_engine_opts {
 /**
  * Run the engine. With opts->once every object is reconciled once and *all_ready_out says
  * whether every OCIRepository and Kustomization that is not suspended ended Ready. Without it the
- * loop reconciles each object every interval (±5% jitter) until *opts->stop becomes non-zero.
- * Structured logs (logfmt: level, event, kind, name, msg) go to stderr.
+ * loop reconciles each object every interval (±5% jitter) until *opts->stop becomes non-zero;
+ * then no reconcile starts, those in flight finish, and it returns 0. Reconciles run on
+ * opts->workers threads; an object is never reconciled twice at once, a Kustomization waits for
+ * its source and its dependencies. The loop reloads the config on *opts->reload and when its
+ * files change; objects that left the config (and, at start, state of objects the config does
+ * not have) are garbage-collected: status, inventory, artifacts, and a Kustomization's objects
+ * when its last apply recorded prune (deletionPolicy), unless the config has a file that failed
+ * as a whole. Structured logs (logfmt: level, event, kind, name, msg) go to stderr.
  * Returns 0 (object failures are in their status, not in the return), or BERTH_EINVAL (bad
  * options, target), BERTH_ECONFLICT (state dir in use), BERTH_ENOTFOUND / BERTH_EIO (config
  * path or state dir unreadable), BERTH_ENOMEM.
