@@ -1,7 +1,7 @@
 /*
  * engine/engine.c: berth_engine_run, the loop over the reconcilers, and berth_engine_status_list,
  * the reader behind `berth get`. Also the pieces the reconcilers share (engine/internal.h):
- * logfmt logging, events, and the status writer.
+ * events and the status writer (logging is engine/log.c).
  *
  * Design (first slice): one thread. A pass loads nothing new: the config is loaded once at start;
  * invalid objects get a Stalled status with the loader's file:line message. Sources are
@@ -14,7 +14,6 @@
  * (engine/control.c): `berth reconcile|suspend|resume` make an object due at once.
  */
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,58 +26,6 @@
 #include "engine/internal.h"
 
 /* ---------------------------------------------------------------- shared helpers */
-
-static void logfmt_value(FILE *f, const char *v)
-{
-    bool quote = !v[0] || strpbrk(v, " =\"\\\t\n") != NULL;
-
-    if (!quote) {
-        fputs(v, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') {
-            fputc('\\', f);
-            fputc(*v, f);
-        } else if (*v == '\n')
-            fputs("\\n", f);
-        else if (*v == '\t')
-            fputs("\\t", f);
-        else
-            fputc(*v, f);
-    }
-    fputc('"', f);
-}
-
-void eng_log(const char *level, const char *event, const char *kind, const char *ns,
-             const char *name, const char *fmt, ...)
-{
-    char ts[32], msg[1024], obj[512];
-    va_list ap;
-
-    if (strcmp(level, "debug") == 0 && !getenv("BERTH_DEBUG"))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    core_time_rfc3339(ts, core_wall_now() / 1000);
-    fprintf(stderr, "ts=%s level=%s event=", ts, level);
-    logfmt_value(stderr, event);
-    if (kind) {
-        fputs(" kind=", stderr);
-        logfmt_value(stderr, kind);
-    }
-    if (name) {
-        snprintf(obj, sizeof(obj), "%s/%s", ns ? ns : "", name);
-        fputs(" name=", stderr);
-        logfmt_value(stderr, obj);
-    }
-    fputs(" msg=", stderr);
-    logfmt_value(stderr, msg);
-    fputc('\n', stderr);
-    fflush(stderr);
-}
 
 int eng_cond(json_t *status, const char *type, const char *st, const char *reason,
              const char *message, int64_t now_ms, berth_error **err)
@@ -370,6 +317,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     if (opts->version != BERTH_ENGINE_OPTS_VERSION)
         return core_error_set(err, BERTH_EINVAL, "unknown engine options version %u",
                               opts->version);
+    eng_log_set_sink(opts->log_format, opts->log, opts->log_payload);
     if ((rc = eng_state_open(&state, opts->state_dir, NULL, err)) < 0)
         goto out;
     if ((rc = parse_target(&target, opts->target, opts->state_dir, err)) < 0)
@@ -462,6 +410,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     for (size_t i = 0; i < n; i++)
         *all_ready_out = *all_ready_out && items[i].ready;
 out:
+    eng_log_set_sink(BERTH_LOG_LOGFMT, NULL, NULL);
     eng_control_free(control);
     core_free(items);
     core_free(order);

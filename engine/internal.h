@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include <berth/buf.h>
+#include <berth/engine.h>
 #include <berth/error.h>
 
 #include "engine/config.h"
@@ -39,7 +41,21 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
 int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
                                 berth_error **err);
 
-/** One logfmt line to stderr: level, event, kind, name ("ns/name"), msg. */
+/* ---- engine/log.c ---- */
+
+/** Send log records to fn in format (fn NULL: drop them). Set before threads start. */
+void eng_log_set_sink(berth_log_format format, berth_log_fn fn, void *payload);
+
+/**
+ * Append one record as a line (with '\n') to out: logfmt "ts level event [kind] [name] msg" or a
+ * JSON object with ts (RFC 3339, milliseconds, UTC), level, event, kind, name ("ns/name"),
+ * namespace, msg; kind and name are left out when NULL. Returns 0 or BERTH_ENOMEM.
+ */
+int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms,
+                        const char *level, const char *event, const char *kind, const char *ns,
+                        const char *name, const char *msg);
+
+/** One record to the sink: level, event, kind, name ("ns/name"), msg. One sink call per line. */
 void eng_log(const char *level, const char *event, const char *kind, const char *ns,
              const char *name, const char *fmt, ...) BERTH_PRINTF(6, 7);
 
