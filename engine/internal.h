@@ -51,9 +51,9 @@ void eng_log_set_sink(berth_log_format format, berth_log_fn fn, void *payload);
  * JSON object with ts (RFC 3339, milliseconds, UTC), level, event, kind, name ("ns/name"),
  * namespace, msg; kind and name are left out when NULL. Returns 0 or BERTH_ENOMEM.
  */
-int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms,
-                        const char *level, const char *event, const char *kind, const char *ns,
-                        const char *name, const char *msg);
+int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms, const char *level,
+                        const char *event, const char *kind, const char *ns, const char *name,
+                        const char *msg);
 
 /** One record to the sink: level, event, kind, name ("ns/name"), msg. One sink call per line. */
 void eng_log(const char *level, const char *event, const char *kind, const char *ns,

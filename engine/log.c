@@ -92,9 +92,9 @@ static int set_text(json_t *o, const char *key, const char *v)
     return json_object_set_new(o, key, json_text(v));
 }
 
-int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms,
-                        const char *level, const char *event, const char *kind, const char *ns,
-                        const char *name, const char *msg)
+int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms, const char *level,
+                        const char *event, const char *kind, const char *ns, const char *name,
+                        const char *msg)
 {
     char ts[40], *obj = NULL;
     int rc = 0;

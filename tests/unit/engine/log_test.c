@@ -69,9 +69,8 @@ static void json_line_escapes_and_drops_absent_object(void **state)
     json_t *j;
 
     (void)state;
-    assert_int_equal(eng_log_format_line(&b, BERTH_LOG_JSON, 999, "error", "start", NULL, NULL,
-                                         NULL, msg),
-                     0);
+    assert_int_equal(
+        eng_log_format_line(&b, BERTH_LOG_JSON, 999, "error", "start", NULL, NULL, NULL, msg), 0);
     j = parse_line(&b);
     assert_string_equal(str(j, "ts"), "1970-01-01T00:00:00.999Z");
     assert_null(json_object_get(j, "kind"));
@@ -94,9 +93,8 @@ static void logfmt_line_quotes_what_needs_it(void **state)
                                "kind=Kustomization name=default/web "
                                "msg=\"1 object(s) \\\"changed\\\"\\nout of band\"\n");
     berth_buf_clear(&b);
-    assert_int_equal(eng_log_format_line(&b, BERTH_LOG_LOGFMT, T_MS, "warn", "x", NULL, NULL,
-                                         NULL, ""),
-                     0);
+    assert_int_equal(
+        eng_log_format_line(&b, BERTH_LOG_LOGFMT, T_MS, "warn", "x", NULL, NULL, NULL, ""), 0);
     assert_string_equal(b.ptr, "ts=2026-11-22T05:52:32.042Z level=warn event=x msg=\"\"\n");
     berth_buf_dispose(&b);
 }
