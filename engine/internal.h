@@ -41,6 +41,20 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
 int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
                                 berth_error **err);
 
+/* ---- engine/kustomization.c: drift in status ---- */
+
+/**
+ * What plan found drifted, as {"count": N, "objects": [{"id", "subject", "drift": "modified" |
+ * "missing"}]} (the first 100 objects), or *out NULL when nothing drifted. 0 or BERTH_ENOMEM.
+ */
+int eng_kustomization_drift_json(json_t **out, const eng_plan *plan);
+/**
+ * The Ready message of an applied Kustomization: "Applied revision: <rev>", plus "; drift
+ * corrected at <time>: <n> object(s) restored" while status.lastDriftCorrection is of that
+ * revision. Heap, NULL on OOM.
+ */
+char *eng_kustomization_ready_message(const json_t *status, const char *revision);
+
 /* ---- engine/log.c ---- */
 
 /** Send log records to fn in format (fn NULL: drop them). Set before threads start. */
