@@ -9,9 +9,12 @@
  * (source not ready, dependency not ready, build error, apply error) leaves the previous
  * inventory and never prunes: the last applied state stays in place.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <berth/artifact.h>
 #include <berth/buf.h>
 
 #include "core/core.h"
@@ -61,6 +64,50 @@ static int source_status(json_t **status_out, eng_ctx *ctx, const eng_objref *re
     if (!eng_config_find_ocirepo(ctx->cfg, ref->ns, ref->name))
         return 0;
     return eng_state_status_read(status_out, ctx->state, ENG_KIND_OCIREPO, ref->ns, ref->name, err);
+}
+
+/*
+ * The tree of a copy-mode artifact (its path is the layer blob, a .tar.gz file): extracted once
+ * into "extracted/" beside the blob (staged, then renamed, so a reader never sees half a tree;
+ * when two extract at once the first rename wins) and reused while the artifact is current. The
+ * source's GC removes it with the artifact. *dir_out heap.
+ */
+static int copy_artifact_tree(char **dir_out, const char *blob, berth_error **err)
+{
+    const char *slash = strrchr(blob, '/');
+    char *parent = slash ? core_strndup(blob, (size_t)(slash - blob)) : NULL;
+    char *dir = parent ? core_sprintf("%s/extracted", parent) : NULL, *stage = NULL;
+    int rc = 0;
+
+    *dir_out = NULL;
+    if (!dir) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!core_fs_is_dir(dir)) {
+        if ((rc = core_fs_mkdtemp(&stage, parent, ".extract-", err)) < 0)
+            goto out;
+        if ((rc = berth_artifact_extract_file(blob, stage, NULL, err)) < 0) {
+            core_error_wrap(err, "extracting \"%s\"", blob);
+            goto out;
+        }
+        if (rename(stage, dir) != 0 && !core_fs_is_dir(dir)) {
+            rc = core_error_errno(err, errno, "renaming \"%s\" to \"%s\"", stage, dir);
+            goto out;
+        }
+    }
+    *dir_out = dir;
+    dir = NULL;
+out:
+    if (stage && core_fs_is_dir(stage)) {
+        berth_error *e = NULL; /* a leftover staging directory is not worth a failure */
+        (void)core_fs_remove_all(stage, &e);
+        berth_error_free(e);
+    }
+    core_free(stage);
+    core_free(dir);
+    core_free(parent);
+    return rc;
 }
 
 /* NULL when every dependency is Ready at its source's revision, else a heap message. */
@@ -384,6 +431,19 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     if (!(root = core_sprintf("%s/artifacts/%s", eng_state_path(ctx->state), apath))) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
+    }
+    if (!core_fs_is_dir(root) && core_fs_exists(root)) { /* layerSelector.operation copy */
+        char *tree = NULL;
+        if (copy_artifact_tree(&tree, root, &e) < 0) {
+            char *t = berth_error_text(e);
+            reason = R_ARTIFACT;
+            msg =
+                core_sprintf("failed to extract artifact '%s': %s", apath, t ? t : "unknown error");
+            free(t);
+            goto status;
+        }
+        core_free(root);
+        root = tree;
     }
     if (!core_fs_is_dir(root)) {
         reason = R_ARTIFACT;
