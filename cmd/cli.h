@@ -300,6 +300,8 @@ int cli_version(int argc, char **argv);
 /* ---------------------------------------------------------------- engine verbs (run, get) */
 #include <berth/engine.h>
 int cli_run(int argc, char **argv);
+/** A berth_log_fn for the engine: one write(2) of the line to stderr (lines stay whole). */
+void cli_log_stderr(void *payload, const char *line, size_t len);
 int cli_get(int argc, char **argv);
 /** Print engine rows (cmd/get.c) as the `flux get` table, or as JSON; kinds: prefix the kind. */
 void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json, bool kinds);

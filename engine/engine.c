@@ -1,14 +1,13 @@
 /*
  * engine/engine.c: berth_engine_status_list, the reader behind `berth get`, and the pieces the
- * reconcilers share (engine/internal.h): logfmt logging, events, and the status writer. The loop
- * itself (berth_engine_run) is engine/loop.c.
+ * reconcilers share (engine/internal.h): events and the status writer. The loop itself
+ * (berth_engine_run) is engine/loop.c, logging engine/log.c.
  *
  * Threading: the reconcilers run on the loop's workers, so everything here may be called from
- * several threads at once: a log line is written under the stderr stream lock (one line, one
- * write with the CLI's line buffering), events are appended under the state's mutex.
+ * several threads at once: a log record reaches the sink as one whole line (engine/log.c),
+ * events are appended under the state's mutex.
  */
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,60 +18,6 @@
 #include "engine/internal.h"
 
 /* ---------------------------------------------------------------- shared helpers */
-
-static void logfmt_value(FILE *f, const char *v)
-{
-    bool quote = !v[0] || strpbrk(v, " =\"\\\t\n") != NULL;
-
-    if (!quote) {
-        fputs(v, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') {
-            fputc('\\', f);
-            fputc(*v, f);
-        } else if (*v == '\n')
-            fputs("\\n", f);
-        else if (*v == '\t')
-            fputs("\\t", f);
-        else
-            fputc(*v, f);
-    }
-    fputc('"', f);
-}
-
-void eng_log(const char *level, const char *event, const char *kind, const char *ns,
-             const char *name, const char *fmt, ...)
-{
-    char ts[32], msg[1024], obj[512];
-    va_list ap;
-
-    if (strcmp(level, "debug") == 0 && !getenv("BERTH_DEBUG"))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    core_time_rfc3339(ts, core_wall_now() / 1000);
-    flockfile(stderr); /* workers log too: keep each line whole */
-    fprintf(stderr, "ts=%s level=%s event=", ts, level);
-    logfmt_value(stderr, event);
-    if (kind) {
-        fputs(" kind=", stderr);
-        logfmt_value(stderr, kind);
-    }
-    if (name) {
-        snprintf(obj, sizeof(obj), "%s/%s", ns ? ns : "", name);
-        fputs(" name=", stderr);
-        logfmt_value(stderr, obj);
-    }
-    fputs(" msg=", stderr);
-    logfmt_value(stderr, msg);
-    fputc('\n', stderr);
-    fflush(stderr);
-    funlockfile(stderr);
-}
 
 int eng_cond(json_t *status, const char *type, const char *st, const char *reason,
              const char *message, int64_t now_ms, berth_error **err)

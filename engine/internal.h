@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include <berth/buf.h>
+#include <berth/engine.h>
 #include <berth/error.h>
 
 #include "engine/config.h"
@@ -47,7 +49,35 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
 int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
                                 berth_error **err);
 
-/** One logfmt line to stderr: level, event, kind, name ("ns/name"), msg. */
+/* ---- engine/kustomization.c: drift in status ---- */
+
+/**
+ * What plan found drifted, as {"count": N, "objects": [{"id", "subject", "drift": "modified" |
+ * "missing"}]} (the first 100 objects), or *out NULL when nothing drifted. 0 or BERTH_ENOMEM.
+ */
+int eng_kustomization_drift_json(json_t **out, const eng_plan *plan);
+/**
+ * The Ready message of an applied Kustomization: "Applied revision: <rev>", plus "; drift
+ * corrected at <time>: <n> object(s) restored" while status.lastDriftCorrection is of that
+ * revision. Heap, NULL on OOM.
+ */
+char *eng_kustomization_ready_message(const json_t *status, const char *revision);
+
+/* ---- engine/log.c ---- */
+
+/** Send log records to fn in format (fn NULL: drop them). Set before threads start. */
+void eng_log_set_sink(berth_log_format format, berth_log_fn fn, void *payload);
+
+/**
+ * Append one record as a line (with '\n') to out: logfmt "ts level event [kind] [name] msg" or a
+ * JSON object with ts (RFC 3339, milliseconds, UTC), level, event, kind, name ("ns/name"),
+ * namespace, msg; kind and name are left out when NULL. Returns 0 or BERTH_ENOMEM.
+ */
+int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms, const char *level,
+                        const char *event, const char *kind, const char *ns, const char *name,
+                        const char *msg);
+
+/** One record to the sink: level, event, kind, name ("ns/name"), msg. One sink call per line. */
 void eng_log(const char *level, const char *event, const char *kind, const char *ns,
              const char *name, const char *fmt, ...) BERTH_PRINTF(6, 7);
 

@@ -585,6 +585,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     if (L.n_workers > MAX_WORKERS)
         return core_error_set(err, BERTH_EINVAL, "workers must be 1..%d, got %u", MAX_WORKERS,
                               opts->workers);
+    eng_log_set_sink(opts->log_format, opts->log, opts->log_payload);
     if ((rc = eng_state_open(&L.state, opts->state_dir, NULL, err)) < 0)
         goto out;
     if ((rc = parse_target(&check, opts->target, opts->state_dir, err)) < 0)
@@ -699,5 +700,6 @@ out:
     eng_config_free(cfg);
     eng_target_free(check);
     eng_state_free(L.state);
+    eng_log_set_sink(BERTH_LOG_LOGFMT, NULL, NULL);
     return rc;
 }

@@ -18,6 +18,19 @@
 extern "C" {
 #endif
 
+/** Formats of the engine's log lines (berth_engine_opts.log_format). */
+typedef enum {
+    BERTH_LOG_LOGFMT = 0, /* ts=... level=... event=... kind=... name=ns/name msg="..." */
+    BERTH_LOG_JSON = 1    /* {"ts":..., "level":..., "event":..., "kind":..., "name":..., ...} */
+} berth_log_format;
+
+/**
+ * Receives one complete log line of len bytes ending in '\n' (line[len] is '\0'). Called once
+ * per line, possibly from several engine threads at once: write it with one write(2) so lines
+ * never interleave. Must not call back into the engine.
+ */
+typedef void (*berth_log_fn)(void *payload, const char *line, size_t len);
+
 typedef struct berth_engine_opts {
     unsigned int version;
     const char *config_path; /* a YAML file or a directory (required) */
@@ -41,6 +54,11 @@ typedef struct berth_engine_opts {
     /* how often the loop checks the config path's files for changes (names, sizes, mtimes) and
      * reloads when they changed; 0: 2000 ms, < 0: never (only *reload) */
     int64_t config_poll_ms;
+    /* Logs: every record goes to log(log_payload, line, len) as one line in log_format. NULL
+     * (the default): the engine logs nothing; it never writes to stdout or stderr by itself. */
+    berth_log_format log_format;
+    berth_log_fn log;
+    void *log_payload;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \
@@ -58,7 +76,8 @@ typedef struct berth_engine_opts {
  * files change; objects that left the config (and, at start, state of objects the config does
  * not have) are garbage-collected: status, inventory, artifacts, and a Kustomization's objects
  * when its last apply recorded prune (deletionPolicy), unless the config has a file that failed
- * as a whole. Structured logs (logfmt: level, event, kind, name, msg) go to stderr.
+ * as a whole. Structured logs (ts, level, event, kind, name, msg) go to opts->log when it is set; the sink
+ * is process-wide while the call runs, so run one engine per process.
  * Returns 0 (object failures are in their status, not in the return), or BERTH_EINVAL (bad
  * options, target), BERTH_ECONFLICT (state dir in use), BERTH_ENOTFOUND / BERTH_EIO (config
  * path or state dir unreadable), BERTH_ENOMEM.
