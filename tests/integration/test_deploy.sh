@@ -75,8 +75,13 @@ for id in $(tr ' ' '|' <<<"$want_ids"); do
 done
 
 it "the CRDs become Established and serve their kinds"
+# the command docs/deploy.md gives
+kc_ok wait --for condition=established --timeout=20s crd -l app.kubernetes.io/part-of=berth
+assert_eq 5 "$(grep -c 'condition met' <<<"$OUT")" "CRDs waited for: $OUT"
 for crd in $CRDS; do
-    kc_ok wait --for condition=established --timeout=20s "crd/$crd"
+    kc_ok get crd "$crd" -o json
+    assert_eq True "$(jq -r '.status.conditions[] | select(.type == "Established") | .status' <<<"$OUT")" \
+        "$crd Established"
 done
 kc_ok get crd ocirepositories.source.toolkit.fluxcd.io -o json
 assert_eq '["v1"]' "$(jq -c .status.storedVersions <<<"$OUT")" "OCIRepository stored versions"
