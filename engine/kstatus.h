@@ -31,8 +31,10 @@ const char *eng_kstatus_name(eng_kstatus s);
  * kstatus's words ("Deployment is available. Replicas: 3", "Updated: 1/3", ...); it may be empty
  * (a Stalled condition without a message) but is never NULL after a 0 return. Fields of the
  * wrong JSON type count as absent, as kstatus's defaults do; a Pod phase kstatus does not know
- * gives Unknown. Returns 0; BERTH_EINVAL (obj is not a JSON object, or has no string "kind";
- * *out is Unknown) or BERTH_ENOMEM.
+ * gives Unknown. With a NULL obj the kind is unknown here, so the caller applies Flux's rule that
+ * a Job with spec.ttlSecondsAfterFinished that is NotFound counts as Current.
+ * Returns 0; BERTH_EINVAL (obj is not a JSON object, or has no string "kind"; *out is Unknown)
+ * or BERTH_ENOMEM.
  */
 int eng_kstatus_compute(eng_kstatus *out, char **msg_out, const json_t *obj, berth_error **err);
 
