@@ -18,6 +18,7 @@
 #include <berth/common.h>
 #include <berth/copy.h>
 #include <berth/error.h>
+#include <berth/image_refs.h>
 #include <berth/oci.h>
 #include <berth/signatures.h>
 
@@ -244,7 +245,10 @@ char *cli_xstrdup(const char *s);
 /* ---------------------------------------------------------------- verbs (cmd/<verb>.c) */
 int cli_build_artifact(int argc, char **argv);
 int cli_copy(int argc, char **argv);
+/* berth copy --from-list/--to-registry (cmd/copy_list.c), after cli_copy parsed the flags. */
+int cli_copy_list(cli_cmd *cmd, berth_oci_client *src, berth_oci_client *dst, cli_progress *prog);
 int cli_diff_artifact(int argc, char **argv);
+int cli_images_list_refs(int argc, char **argv);
 int cli_generate_key_pair(int argc, char **argv);
 
 /*

@@ -21,6 +21,8 @@ static const cli_verb verbs[] = {
     {"diff", "artifact", cli_diff_artifact, "compare a pushed artifact with a local directory"},
     {"generate-key-pair", NULL, cli_generate_key_pair,
      "create a cosign-compatible key pair (cosign.key, cosign.pub)"},
+    {"images", "list-refs", cli_images_list_refs,
+     "list the container images a deployment directory refers to"},
     {"list", "artifacts", cli_list_artifacts, "list the artifacts (tags) of a repository"},
     {"pull", "artifact", cli_pull_artifact, "pull an artifact and extract it into a directory"},
     {"push", "artifact", cli_push_artifact, "build a directory into an artifact and push it"},
