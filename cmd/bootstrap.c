@@ -366,8 +366,16 @@ int cli_bootstrap(int argc, char **argv)
     b.opts.insecure = cli_bool(&cmd, "insecure-registry");
     b.opts.interval = cli_str(&cmd, "interval");
     b.opts.berth_bin = bin;
-    rc = berth_bootstrap_sync_yaml(&probe, &b.opts, &err); /* bad --interval before any push */
-    berth_buf_dispose(&probe);
+    /* bad --interval, ROOT or --berth-bin: fail before anything is pushed */
+    if (cli_str(&cmd, "host")) {
+        berth_bootstrap_file *files = NULL;
+        size_t n = 0;
+        rc = berth_bootstrap_host_install(&files, &n, cli_str(&cmd, "host"), &b.opts, true, &err);
+        berth_bootstrap_files_free(files, n);
+    } else {
+        rc = berth_bootstrap_sync_yaml(&probe, &b.opts, &err);
+        berth_buf_dispose(&probe);
+    }
     if (rc < 0) {
         code = cli_fail(&cmd, rc, err);
         goto out;
