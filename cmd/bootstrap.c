@@ -119,7 +119,8 @@ static int push(boot_ctx *b, const berth_sign_privkey *skey)
         if (berth_oci_ref_copy(&signed_ref, &b->ref, NULL) < 0 ||
             berth_oci_ref_set(&signed_ref, NULL, res.digest) < 0)
             abort(); /* out of memory: the CLI may abort */
-        code = cli_sign_ref(b->cmd, b->client, &signed_ref, skey, false, stderr);
+        code =
+            cli_sign_ref(b->cmd, b->client, &signed_ref, skey, cli_bool(b->cmd, "bundle"), stderr);
         berth_oci_ref_dispose(&signed_ref);
         if (code == CLI_EXIT_OK)
             code = CLI_CONTINUE;

@@ -76,6 +76,15 @@ it "--no-start leaves systemd alone and says how to start the service"
 berth_ok bootstrap "$URL:prod" --verify-key="$T/keys/cosign.pub" --host="$ROOT" --interval=5m --no-start
 assert_contains "$OUT" "not started: --no-start"
 
+it "--bundle signs with a Sigstore bundle referrer, which the host check accepts"
+mkdir "$T/root2"
+berth_ok bootstrap "$URL:bundled" --path="$T/fleet" --sign-key="$T/keys/cosign.key" --bundle \
+    --host="$T/root2" --no-start
+assert_contains "$ERR" "(bundle)"
+assert_match "$OUT" "^artifact +verified +$URL:bundled@"
+bt run --once --config="$T/root2/etc/berth" --state-dir="$T/root2/var/lib/berth"
+assert_eq 0 "$RC" "the engine verifies the bundle: $ERR"
+
 it "bad input: references"
 assert_fails --rc 2 "invalid" berth bootstrap "oci://$REG/Fleet:prod" --path="$T/fleet" --host="$ROOT"
 assert_fails --rc 2 "berth follows a tag" berth bootstrap "$URL@$D1" --host="$ROOT"
