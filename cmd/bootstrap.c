@@ -360,6 +360,11 @@ int cli_bootstrap(int argc, char **argv)
     snprintf(url, strlen(b.ref.registry) + strlen(b.ref.repository) + 8, "oci://%s/%s",
              b.ref.registry, b.ref.repository);
     bin = cli_str(&cmd, "berth-bin") ? cli_xstrdup(cli_str(&cmd, "berth-bin")) : self_path();
+    if (cli_str(&cmd, "host") && cli_host_is_live(cli_str(&cmd, "host")) &&
+        access(bin, X_OK) != 0) {
+        code = cli_usage_error(&cmd, "--berth-bin \"%s\" is not an executable file", bin);
+        goto out;
+    }
     b.opts.url = url;
     b.opts.tag = b.ref.tag;
     b.opts.pubkey_pem = b.pub.len ? b.pub.ptr : NULL;

@@ -129,4 +129,9 @@ assert_contains "$ERR" "will not verify signatures" "but warned about"
 assert_match "$OUT" "^file +removed +$ROOT/etc/berth/verify-key.yaml$"
 assert_not_contains "$(cat "$ROOT/etc/berth/sync.yaml")" "verify:"
 
+it "uninstall: usage and --kube"
+assert_fails --rc 2 "--host=ROOT is required" berth uninstall
+assert_fails --rc 1 "not yet available" berth uninstall --kube
+assert_fails --rc 1 "is not a directory" berth uninstall --host="$T/no-root"
+
 finish
