@@ -129,6 +129,46 @@ assert_contains "$ERR" "will not verify signatures" "but warned about"
 assert_match "$OUT" "^file +removed +$ROOT/etc/berth/verify-key.yaml$"
 assert_not_contains "$(cat "$ROOT/etc/berth/sync.yaml")" "verify:"
 
+it "ROOT=/ with systemd running (a private mount namespace over /etc and /run): systemctl is driven"
+# The real / is never written: /etc and /run are fresh tmpfs mounts inside `unshare --mount`
+# (private propagation), and systemctl is a stub on PATH that records its arguments.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 && unshare --mount --fork true 2>/dev/null &&
+    [ ! -e /etc/berth ] && [ ! -e /etc/systemd/system/berth.service ]; then
+    mkdir -p "$T/fakebin"
+    printf '#!/bin/sh\necho "$*" >>"%s/systemctl.log"\n' "$T" >"$T/fakebin/systemctl"
+    chmod +x "$T/fakebin/systemctl"
+    cat >"$T/live.sh" <<'LIVE'
+set -euo pipefail
+cache=$(mktemp "$T/ldcache.XXXXXX")
+[ ! -f /etc/ld.so.cache ] || cp /etc/ld.so.cache "$cache"
+mount -t tmpfs berth-it-etc /etc
+mount -t tmpfs berth-it-run /run
+[ ! -s "$cache" ] || cp "$cache" /etc/ld.so.cache
+mkdir -p /run/systemd/system
+export PATH="$T/fakebin:$PATH"
+"$BERTH" bootstrap "$URL:prod" --verify-key="$T/keys/cosign.pub" --host=/ >"$T/live1.out" 2>&1
+echo "--" >>"$T/systemctl.log"
+"$BERTH" bootstrap "$URL:prod" --verify-key="$T/keys/cosign.pub" --host=/ >"$T/live2.out" 2>&1
+echo "--" >>"$T/systemctl.log"
+"$BERTH" uninstall --host=/ >"$T/live3.out" 2>&1
+find /etc -path /etc/ld.so.cache -prune -o -print | sort >"$T/live-etc.txt"
+LIVE
+    RC=0
+    T=$T BERTH=$BERTH URL=$URL timeout 120 unshare --mount --fork bash "$T/live.sh" || RC=$?
+    assert_eq 0 "$RC" "the live-host run: $(cat "$T"/live*.out 2>/dev/null)"
+    assert_eq "daemon-reload|enable berth|restart berth|--|enable --now berth|--|disable --now berth|daemon-reload" \
+        "$(paste -sd'|' "$T/systemctl.log")" "systemctl calls"
+    assert_contains "$(cat "$T/live1.out")" "file      created   /etc/berth/sync.yaml"
+    assert_contains "$(cat "$T/live1.out")" "service   restarted berth.service"
+    assert_contains "$(cat "$T/live2.out")" "service   enabled berth.service (already up to date)"
+    assert_contains "$(cat "$T/live3.out")" "file      removed   /etc/systemd/system/berth.service"
+    assert_eq "/etc|/etc/systemd|/etc/systemd/system" "$(paste -sd'|' "$T/live-etc.txt")" \
+        "uninstall left only the directories"
+    [ ! -e /etc/berth ] || fail "the namespace leaked: /etc/berth exists on the real host"
+else
+    log "no root, unshare or a clean /etc here: the live-host check is skipped (the rest runs)"
+fi
+
 it "uninstall: usage and --kube"
 assert_fails --rc 2 "--host=ROOT is required" berth uninstall
 assert_fails --rc 1 "not yet available" berth uninstall --kube
