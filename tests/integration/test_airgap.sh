@@ -21,6 +21,7 @@ mkdir -p "$ROOT" "$T/keys" "$T/carry"
 start_registry plain reg-a
 REG_A=$REG
 REG_A_ROOT=$REG_ROOT
+REG_A_LOG=$REG_LOG
 start_registry plain reg-b
 REG_B=$REG
 assert_ne "$REG_A" "$REG_B" "the two registries"
@@ -58,6 +59,8 @@ berth_ok verify "oci://$REG_B/fleet:prod" --key="$T/keys/cosign.pub"
 assert_contains "$OUT$ERR" "verified" "the signature travelled with the archive"
 
 it "site: bootstrap the host against registry B (nothing but the public key there)"
+a_requests=$(grep -c 'response completed' "$REG_A_LOG" || true)
+[ "$a_requests" -gt 0 ] || fail "registry A logged no request at all: counting them proves nothing"
 berth_ok bootstrap "oci://$REG_B/fleet:prod" --verify-key="$T/keys/cosign.pub" --host="$ROOT"
 assert_match "$OUT" "^artifact +verified +oci://$REG_B/fleet:prod@$V1 " "bootstrap verified the artifact"
 assert_match "$OUT" "^file +created +$ROOT/etc/berth/sync.yaml$"
@@ -101,6 +104,8 @@ service_pass
 [ "$RC" = 0 ] || fail "berth run --once failed: $ERR"
 assert_eq "  GREETING: hello from berth" "$(greeting)" "v1 greeting"
 [ -f "$TGT/berth-demo/core_Service_web.yaml" ] || fail "v1 Service missing from the target"
+assert_eq "$a_requests" "$(grep -c 'response completed' "$REG_A_LOG" || true)" \
+    "requests to registry A while the site bootstrapped and synced"
 berth_ok get sources oci --state-dir="$STATE" -o json
 assert_eq "berth-system/berth-system prod@$V1" \
     "$(jq -r '.[0] | "\(.namespace)/\(.name) \(.status.artifact.revision)"' <<<"$OUT")" \
