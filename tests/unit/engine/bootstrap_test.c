@@ -101,6 +101,23 @@ static void sync_without_key_has_no_verify_and_numeric_tag_stays_a_string(void *
     berth_buf_dispose(&b);
 }
 
+/* deploy/host/sync.yaml is what bootstrap writes for oci://registry.local:5000/fleet:prod */
+static void shipped_default_config_matches_the_generator(void **state)
+{
+    berth_bootstrap_opts o = opts_with_key();
+    berth_buf b = BERTH_BUF_INIT;
+    const char *td = getenv("BERTH_TESTDATA");
+    (void)state;
+    o.url = "oci://registry.local:5000/fleet";
+    assert_int_equal(berth_bootstrap_sync_yaml(&b, &o, NULL), 0);
+    char *dir = core_sprintf("%s/../deploy/host", td ? td : "testdata");
+    char *shipped = slurp(dir, "sync.yaml");
+    assert_string_equal(shipped, b.ptr);
+    free(shipped);
+    core_free(dir);
+    berth_buf_dispose(&b);
+}
+
 static void bad_options_are_refused(void **state)
 {
     berth_bootstrap_opts o = opts_with_key();
@@ -310,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sync_objects_load_as_flux_kinds),
         cmocka_unit_test(sync_without_key_has_no_verify_and_numeric_tag_stays_a_string),
+        cmocka_unit_test(shipped_default_config_matches_the_generator),
         cmocka_unit_test(bad_options_are_refused),
         cmocka_unit_test(host_install_is_idempotent_and_reports_each_file),
         cmocka_unit_test(host_install_refuses_a_missing_root_and_unsafe_binary_paths),
