@@ -316,6 +316,14 @@ int cli_suspend_source(int argc, char **argv);
 int cli_suspend_kustomization(int argc, char **argv);
 int cli_resume_source(int argc, char **argv);
 int cli_resume_kustomization(int argc, char **argv);
+/* cmd/bootstrap.c, cmd/uninstall.c: the host install */
+int cli_bootstrap(int argc, char **argv);
+int cli_uninstall(int argc, char **argv);
+/** Run systemctl with args (args[0] is "systemctl"); 0 when it exits 0. Prints a failure
+ * unless quiet. */
+int cli_systemctl(const char *const *args, bool quiet);
+/** True when root is this host's "/" and systemd runs here (/run/systemd/system exists). */
+bool cli_host_is_live(const char *root);
 /* cmd/events.c, cmd/tree.c */
 int cli_events(int argc, char **argv);
 int cli_tree_kustomization(int argc, char **argv);

@@ -16,6 +16,8 @@ typedef struct cli_verb {
 } cli_verb;
 
 static const cli_verb verbs[] = {
+    {"bootstrap", NULL, cli_bootstrap,
+     "push a fleet with its sync config and install berth on a host"},
     {"build", "artifact", cli_build_artifact, "build a directory into an artifact .tar.gz"},
     {"copy", NULL, cli_copy, "copy an artifact between registries, OCI layouts and archives"},
     {"diff", "artifact", cli_diff_artifact, "compare a pushed artifact with a local directory"},
@@ -40,6 +42,7 @@ static const cli_verb verbs[] = {
     {"resume", "kustomization", cli_resume_kustomization, "resume a Kustomization"},
     {"events", NULL, cli_events, "show the events the engine recorded"},
     {"tree", "kustomization", cli_tree_kustomization, "show the objects a Kustomization applied"},
+    {"uninstall", NULL, cli_uninstall, "remove the berth host service and its config"},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 
