@@ -76,11 +76,11 @@ typedef struct berth_engine_opts {
  * files change; objects that left the config (and, at start, state of objects the config does
  * not have) are garbage-collected: status, inventory, artifacts, and a Kustomization's objects
  * when its last apply recorded prune (deletionPolicy), unless the config has a file that failed
- * as a whole. Structured logs (ts, level, event, kind, name, msg) go to opts->log when it is set; the sink
- * is process-wide while the call runs, so run one engine per process.
- * Returns 0 (object failures are in their status, not in the return), or BERTH_EINVAL (bad
- * options, target), BERTH_ECONFLICT (state dir in use), BERTH_ENOTFOUND / BERTH_EIO (config
- * path or state dir unreadable), BERTH_ENOMEM.
+ * as a whole. Structured logs (ts, level, event, kind, name, msg) go to opts->log when it is set;
+ * the sink is process-wide while the call runs, so run one engine per process. Returns 0 (object
+ * failures are in their status, not in the return), or BERTH_EINVAL (bad options, target),
+ * BERTH_ECONFLICT (state dir in use), BERTH_ENOTFOUND / BERTH_EIO (config path or state dir
+ * unreadable), BERTH_ENOMEM.
  */
 BERTH_EXTERN int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts,
                                   berth_error **err);
