@@ -213,4 +213,21 @@ if ! cmp -s "$T/want.jsonl" "$T/got.jsonl"; then
 fi
 _IT_CHECKS=$((_IT_CHECKS + 1))
 
+it "the Containerfile's runtime stage installs exactly the libraries berth links, nothing else"
+if ! command -v objdump >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
+    log "objdump or dpkg missing: runtime package check not run"
+else
+    runtime=$($OBJS runtime-packages "$DEPLOY/Containerfile") || fail "no apt-get install in the last stage"
+    needed=ca-certificates
+    for lib in $(objdump -p "$BERTH" | awk '/NEEDED/ {print $2}'); do
+        pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -n1 | cut -d: -f1) || true
+        [ -n "$pkg" ] || fail "no Debian package provides $lib (linked by $BERTH)"
+        # libc6 is in every Debian image; sanitizer runtimes come only with ASan/UBSan builds
+        case $pkg in libc6 | libgcc-s1 | libasan* | libubsan* | libstdc++6) continue ;; esac
+        needed="$needed
+$pkg"
+    done
+    assert_eq "$(sort -u <<<"$needed")" "$runtime" "runtime packages of deploy/Containerfile vs libraries of $BERTH"
+fi
+
 finish
