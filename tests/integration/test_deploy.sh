@@ -57,6 +57,12 @@ contexts: [{name: test, context: {cluster: test, user: test, namespace: default}
 current-context: test
 EOF
 
+it "deploy/crds is what scripts/gen-crds.py writes"
+"$PYTHON" "$BERTH_SRC/scripts/gen-crds.py" "$T/crds" >/dev/null
+for f in "$DEPLOY"/crds/*.yaml "$T"/crds/*.yaml; do
+    assert_same_file "$T/crds/$(basename "$f")" "$DEPLOY/crds/$(basename "$f")"
+done
+
 it "kubectl apply -k deploy/ creates every object of deploy/"
 kc_ok kustomize "$DEPLOY"
 printf '%s\n' "$OUT" >"$T/kubectl-kustomize.yaml"
@@ -165,8 +171,10 @@ assert_eq '{"tag":"v1"}' "$(jq -c .spec.ref <<<"$OUT")" "unknown field pruned"
 it "status subresource and printer columns: kubectl get shows Ready and the message"
 kc_ok create -f "$TESTDATA/engine/config/good/apps/app.yaml"
 kc_ok get kustomization app -n apps -o json
-jq '.status = {"observedGeneration": 1, "lastAppliedRevision": "v1@sha256:aa",
+jq '.status = {"observedGeneration": 1, "lastAppliedRevision": "v1@sha256:aa", "suspended": true,
     "inventory": {"entries": [{"id": "demo_web_apps_Deployment", "v": "v1"}]},
+    "lastDriftCorrection": {"time": "2026-11-22T05:58:05Z", "revision": "v1@sha256:aa", "count": 1,
+      "objects": [{"id": "demo_web_apps_Deployment", "subject": "Deployment/demo/web", "drift": "missing"}]},
     "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
     "message": "Applied revision: v1@sha256:aa", "lastTransitionTime": "2026-11-22T05:00:00Z"}]}' \
     <<<"$OUT" >"$T/ks-status.json"
@@ -174,6 +182,8 @@ code=$(curl -sS -o "$T/put.out" -w '%{http_code}' -X PUT -H 'Content-Type: appli
     --data-binary @"$T/ks-status.json" \
     "$KAPI/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/apps/kustomizations/app/status")
 assert_eq 200 "$code" "PUT status: $(cat "$T/put.out")"
+# every status field berth writes is kept (a field missing from the schema would be pruned)
+assert_eq "$(jq -S -c .status "$T/ks-status.json")" "$(jq -S -c .status "$T/put.out")" "stored status"
 kc_ok get ks -n apps app
 assert_match "$(head -n1 <<<"$OUT")" "^NAME +AGE +READY +STATUS"
 assert_match "$(tail -n1 <<<"$OUT")" "^app +[0-9a-z]+ +True +Applied revision: v1@sha256:aa"
