@@ -132,9 +132,9 @@ assert_eq "get,list,watch" "$(jq -r '.rules[] | select(.resources == ["secrets",
     | sort | join(",")' <<<"$OUT")" "secret verbs (read only)"
 
 it "every example Flux config in testdata/ and docs/ is accepted with every field kept"
-kc_ok create namespace flux-system
-kc_ok create namespace apps
-examples=("$TESTDATA/engine/config/good")
+examples=("$TESTDATA/engine/config/good" "$TESTDATA/deploy/image-automation.yaml")
+# the host install's default config (deploy/host, when present)
+[ ! -f "$DEPLOY/host/sync.yaml" ] || examples+=("$DEPLOY/host/sync.yaml")
 for f in "$TESTDATA"/fuzz/config/good-*.yaml; do
     # objects of the engine/config/good set are duplicated in the fuzz seeds: skip equal names
     grep -q 'toolkit.fluxcd.io' "$f" && examples+=("$f")
@@ -145,7 +145,12 @@ log "docs: $n_doc YAML blocks with Flux kinds"
 [ "$n_doc" = 0 ] || examples+=("$T/docs-examples")
 for ex in "${examples[@]}"; do
     # a fresh namespace set per example: the fuzz seeds reuse the names of the good set
-    kc_ok delete ocirepositories,kustomizations --all --all-namespaces
+    kc_ok delete ocirepositories,kustomizations,imagerepositories,imagepolicies,imageupdateautomations \
+        --all --all-namespaces
+    for ns in $($OBJS ids "$ex" | awk '$2 != "-" {print $2}' | sort -u); do
+        kc get namespace "$ns"
+        [ "$RC" = 0 ] || kc_ok create namespace "$ns"
+    done
     fargs=()
     while read -r f; do fargs+=(-f "$f"); done < <($OBJS files "$ex")
     kc_ok create "${fargs[@]}"
