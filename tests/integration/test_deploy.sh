@@ -57,6 +57,12 @@ contexts: [{name: test, context: {cluster: test, user: test, namespace: default}
 current-context: test
 EOF
 
+it "deploy/crds is what scripts/gen-crds.py writes"
+"$PYTHON" "$BERTH_SRC/scripts/gen-crds.py" "$T/crds" >/dev/null
+for f in "$DEPLOY"/crds/*.yaml "$T"/crds/*.yaml; do
+    assert_same_file "$T/crds/$(basename "$f")" "$DEPLOY/crds/$(basename "$f")"
+done
+
 it "kubectl apply -k deploy/ creates every object of deploy/"
 kc_ok kustomize "$DEPLOY"
 printf '%s\n' "$OUT" >"$T/kubectl-kustomize.yaml"
@@ -126,9 +132,9 @@ assert_eq "get,list,watch" "$(jq -r '.rules[] | select(.resources == ["secrets",
     | sort | join(",")' <<<"$OUT")" "secret verbs (read only)"
 
 it "every example Flux config in testdata/ and docs/ is accepted with every field kept"
-kc_ok create namespace flux-system
-kc_ok create namespace apps
-examples=("$TESTDATA/engine/config/good")
+examples=("$TESTDATA/engine/config/good" "$TESTDATA/deploy/image-automation.yaml")
+# the host install's default config (deploy/host, when present)
+[ ! -f "$DEPLOY/host/sync.yaml" ] || examples+=("$DEPLOY/host/sync.yaml")
 for f in "$TESTDATA"/fuzz/config/good-*.yaml; do
     # objects of the engine/config/good set are duplicated in the fuzz seeds: skip equal names
     grep -q 'toolkit.fluxcd.io' "$f" && examples+=("$f")
@@ -139,7 +145,12 @@ log "docs: $n_doc YAML blocks with Flux kinds"
 [ "$n_doc" = 0 ] || examples+=("$T/docs-examples")
 for ex in "${examples[@]}"; do
     # a fresh namespace set per example: the fuzz seeds reuse the names of the good set
-    kc_ok delete ocirepositories,kustomizations --all --all-namespaces
+    kc_ok delete ocirepositories,kustomizations,imagerepositories,imagepolicies,imageupdateautomations \
+        --all --all-namespaces
+    for ns in $($OBJS ids "$ex" | awk '$2 != "-" {print $2}' | sort -u); do
+        kc get namespace "$ns"
+        [ "$RC" = 0 ] || kc_ok create namespace "$ns"
+    done
     fargs=()
     while read -r f; do fargs+=(-f "$f"); done < <($OBJS files "$ex")
     kc_ok create "${fargs[@]}"
@@ -165,8 +176,10 @@ assert_eq '{"tag":"v1"}' "$(jq -c .spec.ref <<<"$OUT")" "unknown field pruned"
 it "status subresource and printer columns: kubectl get shows Ready and the message"
 kc_ok create -f "$TESTDATA/engine/config/good/apps/app.yaml"
 kc_ok get kustomization app -n apps -o json
-jq '.status = {"observedGeneration": 1, "lastAppliedRevision": "v1@sha256:aa",
+jq '.status = {"observedGeneration": 1, "lastAppliedRevision": "v1@sha256:aa", "suspended": true,
     "inventory": {"entries": [{"id": "demo_web_apps_Deployment", "v": "v1"}]},
+    "lastDriftCorrection": {"time": "2026-11-22T05:58:05Z", "revision": "v1@sha256:aa", "count": 1,
+      "objects": [{"id": "demo_web_apps_Deployment", "subject": "Deployment/demo/web", "drift": "missing"}]},
     "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
     "message": "Applied revision: v1@sha256:aa", "lastTransitionTime": "2026-11-22T05:00:00Z"}]}' \
     <<<"$OUT" >"$T/ks-status.json"
@@ -174,6 +187,8 @@ code=$(curl -sS -o "$T/put.out" -w '%{http_code}' -X PUT -H 'Content-Type: appli
     --data-binary @"$T/ks-status.json" \
     "$KAPI/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/apps/kustomizations/app/status")
 assert_eq 200 "$code" "PUT status: $(cat "$T/put.out")"
+# every status field berth writes is kept (a field missing from the schema would be pruned)
+assert_eq "$(jq -S -c .status "$T/ks-status.json")" "$(jq -S -c .status "$T/put.out")" "stored status"
 kc_ok get ks -n apps app
 assert_match "$(head -n1 <<<"$OUT")" "^NAME +AGE +READY +STATUS"
 assert_match "$(tail -n1 <<<"$OUT")" "^app +[0-9a-z]+ +True +Applied revision: v1@sha256:aa"
@@ -212,5 +227,22 @@ if ! cmp -s "$T/want.jsonl" "$T/got.jsonl"; then
     fail "berth's build of deploy/ differs from kubectl kustomize"
 fi
 _IT_CHECKS=$((_IT_CHECKS + 1))
+
+it "the Containerfile's runtime stage installs exactly the libraries berth links, nothing else"
+if ! command -v objdump >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
+    log "objdump or dpkg missing: runtime package check not run"
+else
+    runtime=$($OBJS runtime-packages "$DEPLOY/Containerfile") || fail "no apt-get install in the last stage"
+    needed=ca-certificates
+    for lib in $(objdump -p "$BERTH" | awk '/NEEDED/ {print $2}'); do
+        pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -n1 | cut -d: -f1) || true
+        [ -n "$pkg" ] || fail "no Debian package provides $lib (linked by $BERTH)"
+        # libc6 is in every Debian image; sanitizer runtimes come only with ASan/UBSan builds
+        case $pkg in libc6 | libgcc-s1 | libasan* | libubsan* | libstdc++6) continue ;; esac
+        needed="$needed
+$pkg"
+    done
+    assert_eq "$(sort -u <<<"$needed")" "$runtime" "runtime packages of deploy/Containerfile vs libraries of $BERTH"
+fi
 
 finish

@@ -10,6 +10,7 @@
                                    the test server's /_kubeapi/objects list) with its spec,
                                    labels and annotations kept field for field; prints one
                                    line per object checked, exits 1 on the first difference
+  runtime-packages CONTAINERFILE   the packages `apt-get install`ed in the last stage, sorted
   yaml-blocks OUTDIR FILE.md...    write each ```yaml block of the Markdown files that holds a
                                    *.toolkit.fluxcd.io kind to OUTDIR/<file>-<n>.yaml
 
@@ -143,6 +144,20 @@ def cmd_yaml_blocks(outdir, mds):
     return 0
 
 
+def cmd_runtime_packages(path):
+    with open(path) as fh:
+        text = fh.read().replace("\\\n", " ")
+    stages = re.split(r"(?m)^FROM\s", text)
+    pkgs = set()
+    for cmd in re.split(r"&&|;|\n", stages[-1]):
+        words = cmd.split()
+        if "apt-get" in words and "install" in words:
+            pkgs.update(w for w in words[words.index("install") + 1:] if not w.startswith("-"))
+    for p in sorted(pkgs):
+        print(p)
+    return 0 if pkgs else 1
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -162,6 +177,8 @@ def main(argv):
         return 0
     if cmd == "subset" and len(args) >= 2:
         return cmd_subset(args[0], args[1:])
+    if cmd == "runtime-packages" and len(args) == 1:
+        return cmd_runtime_packages(args[0])
     if cmd == "yaml-blocks" and len(args) >= 1:
         return cmd_yaml_blocks(args[0], args[1:])
     print(__doc__, file=sys.stderr)
