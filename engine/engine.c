@@ -309,6 +309,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     sched *items = NULL;
     eng_control *control = NULL;
     size_t n = 0, invalid = 0;
+    bool worked = true; /* the first pass ran: release once the loop is idle */
     int rc;
 
     BERTH_ARG_CHECK(all_ready_out && opts && opts->config_path && opts->state_dir);
@@ -386,9 +387,10 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
         goto out;
     }
     while (!(opts->stop && *opts->stop)) {
-        int64_t now = core_mono_now(), next = now + 1000;
+        int64_t now = core_mono_now(), next = now + 1000, earliest = INT64_MAX;
         for (size_t i = 0; i < n && !(opts->stop && *opts->stop); i++) {
             if (items[i].due_ms <= now) {
+                worked = true;
                 if ((rc = reconcile_one(&ctx, &items[i], err)) < 0)
                     goto out;
                 if (ctx.changed)
@@ -396,8 +398,14 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
             }
             if (items[i].due_ms < next)
                 next = items[i].due_ms;
+            if (items[i].due_ms < earliest)
+                earliest = items[i].due_ms;
         }
         now = core_mono_now();
+        if (worked && earliest - now >= ENG_IDLE_RELEASE_MS) { /* idle RSS (engine/mem.c) */
+            eng_mem_idle(opts->release_idle_pages);
+            worked = false;
+        }
         if (next > now && control) {
             wake_ctx w = {.items = items, .n = n};
             eng_control_serve(control, next - now < 200 ? next - now : 200, control_wake, &w, n);
