@@ -5,6 +5,7 @@
  * SIGTERM or SIGINT (in-flight reconciles finish, exit 0); SIGHUP reloads the config.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,14 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     opts.log = cli_log_stderr;
+    /* a long-lived, mostly idle process; BERTH_IDLE_RELEASE=0 keeps the pages (to measure) */
+    opts.release_idle_pages =
+        !getenv("BERTH_IDLE_RELEASE") || strcmp(getenv("BERTH_IDLE_RELEASE"), "0") != 0;
+#ifdef M_ARENA_MAX
+    /* glibc gives each thread that allocates (extraction, workers) an arena of its own, up to
+     * 8 per core, and keeps their free pages: two arenas bound what idle RSS can hold */
+    (void)mallopt(M_ARENA_MAX, 2);
+#endif
     opts.config_path = cli_str(&cmd, "config");
     opts.state_dir = cli_str(&cmd, "state-dir");
     opts.target = cli_str(&cmd, "target");

@@ -63,6 +63,17 @@ int eng_kustomization_drift_json(json_t **out, const eng_plan *plan);
  */
 char *eng_kustomization_ready_message(const json_t *status, const char *revision);
 
+/* ---- engine/mem.c ---- */
+
+/** How long nothing must be due before the loop gives memory back (eng_mem_idle). */
+#define ENG_IDLE_RELEASE_MS 10000
+/**
+ * Give memory back between bursts of work: malloc_trim(0), and with release_pages the clean
+ * file-backed private mappings of the process are paged out (MADV_PAGEOUT). Best effort; loop
+ * thread only.
+ */
+void eng_mem_idle(bool release_pages);
+
 /* ---- engine/log.c ---- */
 
 /** Send log records to fn in format (fn NULL: drop them). Set before threads start. */

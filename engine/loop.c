@@ -105,6 +105,7 @@ typedef struct loop {
     berth_error *err;
     char fingerprint[72];
     int64_t next_config_poll;
+    bool worked; /* a job finished since memory was last given back (engine/mem.c) */
 } loop;
 
 /* ---------------------------------------------------------------- helpers */
@@ -355,6 +356,7 @@ static void take_completions(loop *L, int64_t now)
 
     while (list) {
         eng_job *next = list->next;
+        L->worked = true;
         complete(L, (job *)list, now);
         list = next;
     }
@@ -653,6 +655,11 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
             eng_sched_next_due(&L.sched, INT64_MIN) == ENG_SCHED_NEVER)
             break;
         next = eng_sched_next_due(&L.sched, now);
+        if (!opts->once && L.worked && L.running == 0 &&
+            (next == ENG_SCHED_NEVER || next - now >= ENG_IDLE_RELEASE_MS)) { /* idle RSS */
+            eng_mem_idle(opts->release_idle_pages);
+            L.worked = false;
+        }
         wait = L.stopping || next == ENG_SCHED_NEVER ? MAX_SLEEP_MS : next - now;
         if (!opts->once && !L.stopping && L.next_config_poll - now < wait)
             wait = L.next_config_poll - now;

@@ -59,6 +59,12 @@ typedef struct berth_engine_opts {
     berth_log_format log_format;
     berth_log_fn log;
     void *log_payload;
+    /* Loop mode, once the loop has worked and nothing is due for 10 s: free heap pages always go
+     * back to the kernel (malloc_trim); with this set, the process's clean file-backed pages
+     * (text of berth and its shared libraries) are also paged out (MADV_PAGEOUT), process-wide,
+     * and fault back from the page cache on the next reconcile. For a process that is mostly
+     * idle, such as `berth run`. */
+    bool release_idle_pages;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \
