@@ -35,6 +35,11 @@ static bool is_registry(const char *loc)
     return strncmp(loc, "oci://", 6) == 0 || strncmp(loc, "docker://", 9) == 0;
 }
 
+static bool is_file_location(const char *loc)
+{
+    return strncmp(loc, "oci-layout:", 11) == 0 || strncmp(loc, "oci-archive:", 12) == 0;
+}
+
 static bool is_location(const char *loc)
 {
     return is_registry(loc) || strncmp(loc, "oci-layout:", 11) == 0 ||
@@ -99,6 +104,13 @@ int cli_copy(int argc, char **argv)
             code = cli_usage_error(&cmd, "list mode wants --from-list=FILE with DST or "
                                          "--to-registry, or oci-archive:FILE|oci-layout:DIR "
                                          "with --to-registry");
+            goto out;
+        }
+        if (cmd.n_args == 1 && !is_file_location(cmd.args[0])) {
+            code = cli_usage_error(&cmd,
+                                   "\"%s\": list mode takes oci-archive:FILE or "
+                                   "oci-layout:DIR here (registries: --to-registry)",
+                                   cmd.args[0]);
             goto out;
         }
         cli_progress_init(&prog, &cmd);

@@ -227,6 +227,7 @@ assert_fails --rc 1 "belongs to a copy" berth copy --from-list="$T/refs.txt" \
 it "list mode usage errors"
 assert_fails --rc 2 "list mode" berth copy --from-list="$T/refs.txt"
 assert_fails --rc 2 "list mode" berth copy --from-list="$T/refs.txt" "oci-archive:$T/a.tar" "oci-archive:$T/b.tar"
+assert_fails --rc 2 "list mode takes oci-archive:FILE" berth copy --from-list="$T/refs.txt" "oci://$REG_MIRROR/z"
 berth_ok copy --help
 assert_contains "$OUT" "--from-list"
 assert_contains "$OUT" "--to-registry"
