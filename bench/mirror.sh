@@ -6,11 +6,11 @@
 # are the wall time of a full mirror, of a rerun where everything is already there (the resume
 # path: HEADs only), and of a registry -> oci-archive run (the air-gap leg).
 #
-# Design: two docker-registry instances on free loopback ports in one temp dir (killed by PID and
-# removed on exit). N artifacts with one incompressible layer of M MiB each are pushed with
-# berth (not timed). Each measured command runs R times into a fresh destination prefix (or
-# file) so every run does the full work; the "rerun" rows repeat the command into the prefix
-# the previous run filled. skopeo sync gets a YAML source listing the same N references.
+# Design: docker-registry instances on free loopback ports in one temp dir (killed by PID and
+# removed on exit): the source, and a fresh destination per tool and run. N artifacts with one incompressible layer of M MiB each are pushed with
+# berth (not timed). Each measured command runs R times into an empty destination (or a new
+# file) so every run does the full work; the "rerun" rows repeat the command into the
+# destination the previous run filled. skopeo sync gets a YAML source listing the same N references.
 # Medians of wall time (from $EPOCHREALTIME) are printed as a markdown table on stdout.
 #
 # Usage: bench/mirror.sh [--berth PATH] [--refs N] [--layer-mib M] [--runs R] [--keep-tmp]
@@ -79,9 +79,7 @@ EOF
 
 start_registry src
 SRC=$REG
-start_registry dst
-DST=$REG
-note "registries $SRC -> $DST; $REFS artifacts of $LAYER_MIB MiB; $RUNS runs each"
+note "registry $SRC; $REFS artifacts of $LAYER_MIB MiB; $RUNS runs each"
 
 : >"$W/refs.txt"
 printf '%s:\n  images:\n' "$SRC" >"$W/sync.yaml"
@@ -107,14 +105,18 @@ timed() { # OUTFILE CMD...: append the wall ms of CMD to OUTFILE
 
 for r in $(seq 1 "$RUNS"); do
     note "run $r"
-    timed "$W/t.berth" "$BERTH_BIN" copy -q --from-list="$W/refs.txt" --to-registry="$DST/b$r" \
+    # a fresh destination registry per tool and run: skopeo would otherwise mount blobs it
+    # pushed to the same registry in an earlier run instead of uploading them
+    start_registry "dst-b$r"
+    timed "$W/t.berth" "$BERTH_BIN" copy -q --from-list="$W/refs.txt" --to-registry="$REG/m" \
         --state-file="$W/b$r.json"
     timed "$W/t.berth-rerun" "$BERTH_BIN" copy -q --from-list="$W/refs.txt" \
-        --to-registry="$DST/b$r" --state-file="$W/b$r.json"
+        --to-registry="$REG/m" --state-file="$W/b$r.json"
+    start_registry "dst-s$r"
     timed "$W/t.skopeo" skopeo sync --src yaml --dest docker --dest-tls-verify=false \
-        "$W/sync.yaml" "$DST/s$r"
+        "$W/sync.yaml" "$REG/m"
     timed "$W/t.skopeo-rerun" skopeo sync --src yaml --dest docker --dest-tls-verify=false \
-        "$W/sync.yaml" "$DST/s$r"
+        "$W/sync.yaml" "$REG/m"
     timed "$W/t.archive" "$BERTH_BIN" copy -q --from-list="$W/refs.txt" "oci-archive:$W/m$r.tar"
     rm -f "$W/m$r.tar"
 done
