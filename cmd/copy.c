@@ -35,11 +35,6 @@ static bool is_registry(const char *loc)
     return strncmp(loc, "oci://", 6) == 0 || strncmp(loc, "docker://", 9) == 0;
 }
 
-static bool is_file_location(const char *loc)
-{
-    return strncmp(loc, "oci-layout:", 11) == 0 || strncmp(loc, "oci-archive:", 12) == 0;
-}
-
 static bool is_location(const char *loc)
 {
     return is_registry(loc) || strncmp(loc, "oci-layout:", 11) == 0 ||
@@ -99,27 +94,7 @@ int cli_copy(int argc, char **argv)
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
     if (cli_str(&cmd, "from-list") || cli_str(&cmd, "to-registry")) {
-        bool to_reg = cli_str(&cmd, "to-registry") != NULL, list = cli_str(&cmd, "from-list");
-        if (!(to_reg ? (cmd.n_args == 1 || (list && cmd.n_args == 0)) : cmd.n_args == 1)) {
-            code = cli_usage_error(&cmd, "list mode wants --from-list=FILE with DST or "
-                                         "--to-registry, or oci-archive:FILE|oci-layout:DIR "
-                                         "with --to-registry");
-            goto out;
-        }
-        if (cmd.n_args == 1 && !is_file_location(cmd.args[0])) {
-            code = cli_usage_error(&cmd,
-                                   "\"%s\": list mode takes oci-archive:FILE or "
-                                   "oci-layout:DIR here (registries: --to-registry)",
-                                   cmd.args[0]);
-            goto out;
-        }
-        cli_progress_init(&prog, &cmd);
-        if ((cmd.n_args == 0 || !to_reg) &&
-            (rc = cli_client_new(&src, &cmd, "src", &prog, &err)) < 0)
-            goto out;
-        if (to_reg && (rc = cli_client_new(&dst, &cmd, "dest", &prog, &err)) < 0)
-            goto out;
-        code = cli_copy_list(&cmd, src, dst, &prog);
+        code = cli_copy_list(&cmd); /* cmd/copy_list.c */
         goto out;
     }
     if (cmd.n_args != 2) {
