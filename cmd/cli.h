@@ -246,7 +246,7 @@ char *cli_xstrdup(const char *s);
 int cli_build_artifact(int argc, char **argv);
 int cli_copy(int argc, char **argv);
 /* berth copy --from-list/--to-registry (cmd/copy_list.c), after cli_copy parsed the flags. */
-int cli_copy_list(cli_cmd *cmd, berth_oci_client *src, berth_oci_client *dst, cli_progress *prog);
+int cli_copy_list(cli_cmd *cmd);
 int cli_diff_artifact(int argc, char **argv);
 int cli_images_list_refs(int argc, char **argv);
 int cli_generate_key_pair(int argc, char **argv);

@@ -94,20 +94,7 @@ int cli_copy(int argc, char **argv)
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
     if (cli_str(&cmd, "from-list") || cli_str(&cmd, "to-registry")) {
-        bool to_reg = cli_str(&cmd, "to-registry") != NULL, list = cli_str(&cmd, "from-list");
-        if (!(to_reg ? (cmd.n_args == 1 || (list && cmd.n_args == 0)) : cmd.n_args == 1)) {
-            code = cli_usage_error(&cmd, "list mode wants --from-list=FILE with DST or "
-                                         "--to-registry, or oci-archive:FILE|oci-layout:DIR "
-                                         "with --to-registry");
-            goto out;
-        }
-        cli_progress_init(&prog, &cmd);
-        if ((cmd.n_args == 0 || !to_reg) &&
-            (rc = cli_client_new(&src, &cmd, "src", &prog, &err)) < 0)
-            goto out;
-        if (to_reg && (rc = cli_client_new(&dst, &cmd, "dest", &prog, &err)) < 0)
-            goto out;
-        code = cli_copy_list(&cmd, src, dst, &prog);
+        code = cli_copy_list(&cmd); /* cmd/copy_list.c */
         goto out;
     }
     if (cmd.n_args != 2) {

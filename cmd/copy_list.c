@@ -57,7 +57,33 @@ static void print_json(const berth_copy_list *l, bool kept)
     fputs("\n}\n", stdout);
 }
 
-int cli_copy_list(cli_cmd *cmd, berth_oci_client *src, berth_oci_client *dst, cli_progress *prog)
+static bool is_file_location(const char *loc)
+{
+    return strncmp(loc, "oci-layout:", 11) == 0 || strncmp(loc, "oci-archive:", 12) == 0;
+}
+
+/* Which of the three list-mode forms cmd is; prints the usage error and returns false if none. */
+static bool check_form(cli_cmd *cmd, int *code)
+{
+    bool to_reg = cli_str(cmd, "to-registry") != NULL, list = cli_str(cmd, "from-list") != NULL;
+
+    if (!(to_reg ? (cmd->n_args == 1 || (list && cmd->n_args == 0)) : cmd->n_args == 1)) {
+        *code = cli_usage_error(cmd, "list mode wants --from-list=FILE with DST or "
+                                     "--to-registry, or oci-archive:FILE|oci-layout:DIR "
+                                     "with --to-registry");
+        return false;
+    }
+    if (cmd->n_args == 1 && !is_file_location(cmd->args[0])) {
+        *code = cli_usage_error(cmd,
+                                "\"%s\": list mode takes oci-archive:FILE or oci-layout:DIR "
+                                "here (registries: --to-registry)",
+                                cmd->args[0]);
+        return false;
+    }
+    return true;
+}
+
+static int run(cli_cmd *cmd, berth_oci_client *src, berth_oci_client *dst, cli_progress *prog)
 {
     berth_copy_list_opts opts;
     berth_copy_list res;
@@ -117,5 +143,30 @@ out:
         code = cli_fail(cmd, rc, err);
     berth_copy_list_dispose(&res);
     berth_strv_free(refs, n_refs);
+    return code;
+}
+
+int cli_copy_list(cli_cmd *cmd)
+{
+    berth_oci_client *src = NULL, *dst = NULL;
+    berth_error *err = NULL;
+    bool to_reg = cli_str(cmd, "to-registry") != NULL;
+    cli_progress prog;
+    int rc = 0, code = CLI_EXIT_OK;
+
+    if (!check_form(cmd, &code))
+        return code;
+    cli_progress_init(&prog, cmd);
+    /* a registry source unless the positional archive/layout is the source */
+    if ((cmd->n_args == 0 || !to_reg) && (rc = cli_client_new(&src, cmd, "src", &prog, &err)) < 0)
+        goto out;
+    if (to_reg && (rc = cli_client_new(&dst, cmd, "dest", &prog, &err)) < 0)
+        goto out;
+    code = run(cmd, src, dst, &prog);
+out:
+    if (rc < 0)
+        code = cli_fail(cmd, rc, err);
+    berth_oci_client_free(src);
+    berth_oci_client_free(dst);
     return code;
 }

@@ -334,9 +334,10 @@ static void side_dispose(side *s)
 }
 
 typedef struct plan {
-    char *canon;    /* canonical source name (the archive name) */
-    char *dest;     /* registry reference, or the archive name */
-    char *dest_tag; /* tag to put the root under (registry: the ref's; archive: canon) */
+    char *canon;      /* canonical source name (the archive name) */
+    const char *want; /* the name to look up in an archive/layout source (borrowed) */
+    char *dest;       /* registry reference, or the archive name */
+    char *dest_tag;   /* tag to put the root under (registry: the ref's; archive: canon) */
 } plan;
 
 /* Where canon goes under HOST[/PREFIX]. */
@@ -553,7 +554,7 @@ static int copy_one(berth_copy_item *item, const plan *p, side *from, side *to, 
             goto out;
         dst = own_dst;
     }
-    rc = oci_copy_graph(&item->result, src, from->st ? p->canon : NULL, dst, p->dest_tag, false,
+    rc = oci_copy_graph(&item->result, src, from->st ? p->want : NULL, dst, p->dest_tag, false,
                         &o->copy, &e);
 out:
     core_free(loc);
@@ -633,6 +634,8 @@ int berth_copy_list_run(berth_copy_list *out, char *const *refs, size_t n_refs,
         }
         plans[n].canon = canonical_of(&r);
         berth_oci_ref_dispose(&r);
+        /* names read from the source are looked up as stored, listed ones by canonical name */
+        plans[n].want = refs == names ? refs[n] : plans[n].canon;
         if (!plans[n].canon) {
             rc = oom(err);
             goto out;

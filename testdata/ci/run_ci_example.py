@@ -5,9 +5,10 @@ Why: the GitHub Actions and GitLab CI examples in docs/ci.md are what users copy
 blocks themselves (not a paraphrase) keeps them from rotting.
 
 Design: the YAML block after the marker line "<!-- ci-example: KIND -->" is parsed with PyYAML.
-  github  jobs.JOB.steps run in order; `uses:` steps (checkout) and the "Install berth" step are
-          skipped (the test puts the berth under test on PATH and prepares the checkout in
-          WORKDIR). `${{ expr }}` in env values and run scripts is replaced from --set
+  github  jobs.JOB.steps run in order; `uses:` steps (checkout) are skipped (the test prepares
+          the checkout in WORKDIR), and so is the "Install berth" step unless --install is
+          given (the test puts the berth under test on PATH); lines a step appends to
+          $GITHUB_PATH go in front of PATH for the later steps, as on GitHub. `${{ expr }}` in env values and run scripts is replaced from --set
           EXPR=VALUE; an expression that has no value is an error, so the docs can only use
           what the test provides. steps.ID.outputs.NAME come from $GITHUB_OUTPUT. Each run
           script runs as GitHub runs it: bash --noprofile --norc -eo pipefail FILE.
@@ -48,7 +49,7 @@ def run_script(script, cwd, env, what):
         os.unlink(path)
 
 
-def github(wf, job_name, workdir, sets):
+def github(wf, job_name, workdir, sets, install):
     job = wf["jobs"][job_name]
     tmp = tempfile.mkdtemp(prefix="runner-temp-")
     outputs = {}
@@ -80,7 +81,7 @@ def github(wf, job_name, workdir, sets):
         base[k] = sub(v)
     for i, step in enumerate(job["steps"]):
         name = step.get("name") or step.get("uses") or "step %d" % i
-        if "uses" in step or name.startswith("Install berth"):
+        if "uses" in step or (name.startswith("Install berth") and not install):
             print("run_ci_example: --- skip %s (the test provides it)" % name, flush=True)
             continue
         env = dict(base)
@@ -93,6 +94,11 @@ def github(wf, job_name, workdir, sets):
         if rc != 0:
             print("run_ci_example: step '%s' failed with exit %d" % (name, rc), flush=True)
             return rc
+        if os.path.exists(base["GITHUB_PATH"]):
+            for line in open(base["GITHUB_PATH"], encoding="utf-8").read().split():
+                if line and line not in base["PATH"].split(":"):
+                    print("run_ci_example: PATH += %s" % line, flush=True)
+                    base["PATH"] = line + ":" + base["PATH"]
         if "id" in step:
             outs = {}
             for line in open(out_file, encoding="utf-8"):
@@ -131,10 +137,11 @@ def main():
     ap.add_argument("job")
     ap.add_argument("workdir")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--install", action="store_true", help="github: run the Install berth step")
     a = ap.parse_args()
     sets = dict(s.split("=", 1) for s in a.set)
     data = block(a.doc, a.kind)
-    rc = github(data, a.job, a.workdir, sets) if a.kind == "github" else \
+    rc = github(data, a.job, a.workdir, sets, a.install) if a.kind == "github" else \
         gitlab(data, a.job, a.workdir, sets)
     sys.exit(rc)
 

@@ -7,6 +7,8 @@
 # tags that digest production. Checked from outside: digests with skopeo, signatures with berth
 # verify, the key file gone from the runner's temp dir. Negative paths: promoting an unsigned
 # artifact stops at verify (production unchanged), and a wrong key password pushes nothing.
+# BERTH_IT_CI_INSTALL=1 also runs the GitHub "Install berth" step (clone + Release build of this
+# repository at HEAD, about a minute) and the publish job then uses the berth it built.
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry skopeo jq openssl htpasswd
 
@@ -35,14 +37,31 @@ GH_SETS=(--set "secrets.COSIGN_KEY=$(cat "$T/keys/cosign.key")"
     --set "github.server_url=https://git.example.com" --set "github.repository=acme/app"
     --set "github.sha=$SHA1" --set "github.ref_name=main")
 
+INSTALL_ARGS=()
+if [ "${BERTH_IT_CI_INSTALL:-0}" = 1 ]; then
+    # the Install berth step too: clone this repository at HEAD and build it; apt-get stubbed
+    command -v git >/dev/null || fail "BERTH_IT_CI_INSTALL=1 needs git"
+    mkdir -p "$T/stub"
+    printf '#!/bin/sh\necho "apt-get (stub) $*" >&2\n' >"$T/stub/apt-get"
+    chmod +x "$T/stub/apt-get"
+    PATH=$T/stub:$PATH
+    INSTALL_ARGS=(--install --set "vars.BERTH_GIT=$BERTH_SRC"
+        --set "vars.BERTH_REF=$(git -C "$BERTH_SRC" rev-parse HEAD)")
+fi
+
 it "GitHub Actions, publish job: push + sign on merge, tag staging"
-"${RUN_CI[@]}" github publish "$T/repo" "${GH_SETS[@]}" >"$T/gh-publish.log" 2>&1 ||
-    { cat "$T/gh-publish.log" >&2; fail "the GitHub publish job failed"; }
+"${RUN_CI[@]}" github publish "$T/repo" "${GH_SETS[@]}" "${INSTALL_ARGS[@]}" \
+    >"$T/gh-publish.log" 2>&1 || { cat "$T/gh-publish.log" >&2; fail "the GitHub publish job failed"; }
 log_text=$(cat "$T/gh-publish.log")
-assert_contains "$log_text" "skip Install berth"
+if [ "${#INSTALL_ARGS[@]}" -gt 0 ]; then
+    assert_contains "$log_text" "=== Install berth"
+    assert_match "$log_text" "PATH \+= .*/berth/build"
+else
+    assert_contains "$log_text" "skip Install berth"
+fi
 assert_contains "$log_text" "=== Push and sign"
 assert_contains "$log_text" "=== Tag staging"
-assert_contains "$log_text" "runner temp left: ['output-"
+assert_match "$log_text" "runner temp left: \\[.*'output-"
 assert_not_contains "$log_text" "cosign.key" "key file left in RUNNER_TEMP"
 PUSHED=$(jq -r .digest "$T/repo/push.json")
 assert_match "$PUSHED" '^sha256:[0-9a-f]{64}$' "digest in push.json"

@@ -146,6 +146,13 @@ assert_contains "$OUT" "failed  $REG_SRC/team/absent:v9"
 assert_contains "$ERR" "1 of 2 references failed: $REG_SRC/team/absent:v9"
 assert_eq "$CFG_DIGEST" "$(raw_digest "$REG_SITE/pick/team/cfg:v2" --tls-verify=false)"
 
+it "an archive written by skopeo (short names) goes out by its stored names"
+sk copy --quiet --preserve-digests --src-tls-verify=false "docker://$REG_SRC/team/cfg:v2" \
+    "oci-archive:$T/foreign.tar:v1"
+berth_ok copy "oci-archive:$T/foreign.tar" --to-registry="$REG_SITE/foreign"
+assert_contains "$OUT" "copied  v1 -> $REG_SITE/foreign/library/v1:latest"
+assert_eq "$CFG_DIGEST" "$(raw_digest "$REG_SITE/foreign/library/v1:latest" --tls-verify=false)"
+
 # ------------------------------------------------------------------ registry -> registry, resume
 it "registry -> registry through a proxy that refuses one tag PUT: the others finish, exit 1"
 start_faultproxy "$REG_MIRROR" --fail-regex "^PUT /v2/m/lib/multi/manifests/1\\.0" \
@@ -227,6 +234,7 @@ assert_fails --rc 1 "belongs to a copy" berth copy --from-list="$T/refs.txt" \
 it "list mode usage errors"
 assert_fails --rc 2 "list mode" berth copy --from-list="$T/refs.txt"
 assert_fails --rc 2 "list mode" berth copy --from-list="$T/refs.txt" "oci-archive:$T/a.tar" "oci-archive:$T/b.tar"
+assert_fails --rc 2 "list mode takes oci-archive:FILE" berth copy --from-list="$T/refs.txt" "oci://$REG_MIRROR/z"
 berth_ok copy --help
 assert_contains "$OUT" "--from-list"
 assert_contains "$OUT" "--to-registry"
