@@ -292,17 +292,24 @@ static void complete(loop *L, job *j, int64_t now)
 
     L->running--;
     it->in_flight = false;
-    if (j->src)
+    if (j->src) {
         j->src->consumers_in_flight--;
+        if (eng_sched_is_parked_idle(j->src)) /* it left the config while this job ran */
+            eng_sched_drop(&L->sched, j->src);
+    }
     if (!j->repo && !j->ks) { /* garbage collection */
         if (j->rc == 0 && it->removed) {
             eng_sched_drop(&L->sched, it);
-        } else if (j->rc < 0) {
+            goto out;
+        }
+        if (j->rc < 0) {
             L->gc_failed = true;
             it->failures++;
-            if (it->due_ms == ENG_SCHED_NEVER && !once)
+            if (it->due_ms == ENG_SCHED_NEVER && !once && it->removed)
                 it->due_ms = now + eng_sched_backoff(it->failures, GC_RETRY_MAX_MS);
         }
+        if (eng_sched_is_parked_idle(it)) /* back in the config, with an error, meanwhile */
+            eng_sched_drop(&L->sched, it);
         goto out;
     }
     if (j->rc < 0) { /* the state directory failed us: stop, report */
@@ -326,7 +333,7 @@ static void complete(loop *L, job *j, int64_t now)
                    ? j->ks->interval_ms
                    : (j->ks->retry_interval_ms > 0 ? j->ks->retry_interval_ms : j->ks->interval_ms);
     }
-    if (once)
+    if (once || (!it->repo && !it->ks && !it->removed))
         it->due_ms = ENG_SCHED_NEVER;
     else if (it->due_ms == ENG_SCHED_NEVER) /* else: changed or woken meanwhile: keep "now" */
         it->due_ms = now + jitter(next);
@@ -335,7 +342,7 @@ static void complete(loop *L, job *j, int64_t now)
         if (pos != ENG_SCHED_NONE)
             eng_sched_wake_consumers(&L->sched, pos, now, once);
     }
-    if (!it->repo && !it->ks && !it->removed) {
+    if (eng_sched_is_parked_idle(it)) {
         /* it left the config (with an error) while in flight: its Stalled status goes back */
         size_t n = 0;
         berth_error *e = NULL;

@@ -244,8 +244,8 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
             /* still named (with an error) or absence proves nothing: no spec, no GC */
             it->removed = false;
             it->due_ms = ENG_SCHED_NEVER;
-            if (!it->in_flight)
-                continue; /* freed below */
+            if (!it->in_flight && it->consumers_in_flight == 0)
+                continue; /* freed below (no job points at it) */
         } else if (!it->removed) {
             it->removed = true;
             it->failures = 0;
@@ -387,6 +387,12 @@ size_t eng_sched_wake_consumers(eng_sched *s, size_t pos, int64_t now, bool once
         }
     }
     return woken;
+}
+
+bool eng_sched_is_parked_idle(const eng_item *item)
+{
+    return !item->repo && !item->ks && !item->removed && !item->in_flight &&
+           item->consumers_in_flight == 0;
 }
 
 void eng_sched_drop(eng_sched *s, eng_item *item)

@@ -80,7 +80,8 @@ typedef struct eng_objkey {
  * or keep_missing is set (the config is incomplete: absence proves nothing): then it keeps no
  * spec and is not scheduled. extra (n_extra keys) are objects found in the state directory:
  * those not in cfg become removed items too (unless keep_missing). Items that end up with no
- * spec, not removed and not in flight are freed.
+ * spec and not removed are freed unless a job points at them (in_flight, consumers_in_flight):
+ * those stay, "parked", until eng_sched_is_parked_idle says the loop may drop them.
  * Returns 0 or BERTH_ENOMEM (the table then holds the items and specs it held; due times may
  * have moved).
  */
@@ -103,6 +104,9 @@ size_t eng_sched_wake_consumers(eng_sched *s, size_t pos, int64_t now, bool once
 
 /** The position of item in the table, or ENG_SCHED_NONE. */
 size_t eng_sched_pos(const eng_sched *s, const eng_item *item);
+
+/** True for an item with no spec, not removed, that no job points at (the loop drops it). */
+bool eng_sched_is_parked_idle(const eng_item *item);
 
 /** Remove item from the table and free it (a collected removed item). */
 void eng_sched_drop(eng_sched *s, eng_item *item);

@@ -309,6 +309,37 @@ static void object_back_before_collection_is_reconciled_not_collected(void **sta
     eng_config_free(c3);
 }
 
+static void item_a_running_job_points_at_outlives_a_reload(void **state)
+{
+    const char *bad = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n"
+                      "  name: app\n  namespace: ns\nspec:\n  url: oci://reg.example/app\n"
+                      "  interval: 1m\n  bogus: 1\n---\n";
+    eng_config *c1 = parse(repo_yaml("app", "v1"), ks_yaml("app", "app", NULL, true), NULL, NULL);
+    eng_config *c2 = parse(bad, ks_yaml("app", "app", NULL, true), NULL, NULL);
+    eng_sched s;
+    eng_item *src;
+    (void)state;
+
+    eng_sched_init(&s);
+    assert_int_equal(eng_sched_build(&s, c1, NULL, 0, false, 0, NULL), 0);
+    src = item(&s, ENG_KIND_OCIREPO, "app");
+    src->consumers_in_flight = 1; /* the Kustomization's job reads it */
+    assert_int_equal(eng_sched_build(&s, c2, NULL, 0, false, 5, NULL), 0);
+    /* now named by an error: no spec, not collected, but kept for the running job */
+    assert_ptr_equal(eng_sched_find(&s, ENG_KIND_OCIREPO, "ns", "app"), src);
+    assert_null(src->repo);
+    assert_false(src->removed);
+    assert_false(eng_sched_is_parked_idle(src));
+    assert_int_equal(item(&s, ENG_KIND_KS, "app")->source, ENG_SCHED_NONE);
+    src->consumers_in_flight = 0;
+    assert_true(eng_sched_is_parked_idle(src));
+    eng_sched_drop(&s, src);
+    assert_int_equal(s.len, 1);
+    eng_sched_dispose(&s);
+    eng_config_free(c1);
+    eng_config_free(c2);
+}
+
 static void prune_on_removal_follows_the_deletion_policy(void **state)
 {
     eng_kustomization ks;
@@ -341,6 +372,7 @@ int main(void)
         cmocka_unit_test(objects_with_errors_are_not_collected),
         cmocka_unit_test(incomplete_config_collects_nothing),
         cmocka_unit_test(object_back_before_collection_is_reconciled_not_collected),
+        cmocka_unit_test(item_a_running_job_points_at_outlives_a_reload),
         cmocka_unit_test(prune_on_removal_follows_the_deletion_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
