@@ -209,16 +209,19 @@ static int exclusion_of(img_exclusion **out, const eng_imagerepo *repo, berth_er
     return rc;
 }
 
-/* The client for an ImageRepository (its Secrets, insecure, provider). */
-static int repo_client(berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
+/* The client for an ImageRepository (its Secrets, insecure, provider, timeout). Without Secrets
+ * it is the worker's cached client (*borrowed_out true: not to be freed). */
+static int repo_client(berth_oci_client **out, char **tmpdir_out, bool *borrowed_out, eng_ctx *ctx,
                        const eng_imagerepo *repo, berth_error **err)
 {
     *tmpdir_out = NULL;
+    *borrowed_out = false;
     if (repo->provider && strcmp(repo->provider, "generic") != 0)
         return core_error_set(err, BERTH_EUNSUPPORTED, "provider \"%s\" is not supported yet",
                               repo->provider);
-    return eng_registry_client_new(out, tmpdir_out, ctx, repo->meta.ns, repo->secret_ref,
-                                   repo->cert_secret_ref, repo->insecure, err);
+    return eng_registry_client_new(out, tmpdir_out, borrowed_out, ctx, repo->meta.ns,
+                                   repo->secret_ref, repo->cert_secret_ref, repo->insecure,
+                                   repo->timeout_ms, err);
 }
 
 static int latest_tags_json(json_t **out, const scan *s)
@@ -243,6 +246,7 @@ int img_repo_reconcile(eng_ctx *ctx, const eng_imagerepo *repo, bool *ready_out,
     berth_error *e = NULL;
     json_t *old = NULL, *st = NULL, *lsr = NULL, *latest = NULL;
     char *tmpdir = NULL, *path = NULL, *dir = NULL, *msg = NULL, *canon = NULL;
+    bool borrowed = false;
     char hex[CORE_SHA256_HEX_LEN + 1], revision[80], ts[32];
     const char *stored;
     fail f = {.reason = NULL};
@@ -274,7 +278,7 @@ int img_repo_reconcile(eng_ctx *ctx, const eng_imagerepo *repo, bool *ready_out,
         f.stalled = true;
         goto status;
     }
-    if (repo_client(&client, &tmpdir, ctx, repo, &e) < 0) {
+    if (repo_client(&client, &tmpdir, &borrowed, ctx, repo, &e) < 0) {
         fail_set(&f, "AuthenticationFailed", e, "failed to configure the registry client: ");
         goto status;
     }
@@ -368,7 +372,8 @@ out:
     berth_error_free(e);
     core_free(f.message);
     eng_registry_tmp_remove(tmpdir);
-    berth_oci_client_free(client);
+    if (!borrowed)
+        berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);
     img_exclusion_free(excl);
     core_free(path);
@@ -441,6 +446,7 @@ static int reflect_digest(char **digest_out, eng_ctx *ctx, const eng_imagerepo *
     berth_oci_ref ref = {.registry = NULL};
     berth_oci_client *client = NULL;
     char *tmpdir = NULL;
+    bool borrowed = false;
     int rc;
 
     if ((rc = berth_oci_ref_parse(&ref, repo->image, err)) < 0)
@@ -449,12 +455,13 @@ static int reflect_digest(char **digest_out, eng_ctx *ctx, const eng_imagerepo *
         rc = oom(err);
         goto out;
     }
-    if ((rc = repo_client(&client, &tmpdir, ctx, repo, err)) < 0)
+    if ((rc = repo_client(&client, &tmpdir, &borrowed, ctx, repo, err)) < 0)
         goto out;
     rc = berth_oci_manifest_head(digest_out, NULL, client, &ref, err);
 out:
     eng_registry_tmp_remove(tmpdir);
-    berth_oci_client_free(client);
+    if (!borrowed)
+        berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);
     return rc;
 }
@@ -789,18 +796,20 @@ static int publish(char digest_out[72], eng_ctx *ctx, const eng_imageupdate *upd
     berth_oci_ref ref = {.registry = NULL};
     berth_oci_client *client = NULL;
     berth_sign_privkey *key = NULL;
-    static char key_desc[] = "org.opencontainers.image.description";
-    static char key_policies[] = "io.berth.image.policies"; /* "ns/policy=tag, ..." */
+    char key_desc[] = "org.opencontainers.image.description";
+    char key_policies[] = "io.berth.image.policies"; /* "ns/policy=tag, ..." */
     berth_kv ann[2];
     char *tmpdir = NULL, *desc = NULL;
+    bool borrowed = false;
     int rc;
 
     if ((rc = load_key(&key, ctx, upd, err)) < 0) /* before the push: nothing unsigned */
         goto out;
     if ((rc = berth_oci_ref_parse(&ref, upd->publish_url, err)) < 0)
         goto out;
-    if ((rc = eng_registry_client_new(&client, &tmpdir, ctx, upd->meta.ns, upd->publish_secret_ref,
-                                      NULL, upd->publish_insecure, err)) < 0)
+    if ((rc = eng_registry_client_new(&client, &tmpdir, &borrowed, ctx, upd->meta.ns,
+                                      upd->publish_secret_ref, NULL, upd->publish_insecure, 0,
+                                      err)) < 0)
         goto out;
     if (!(desc = core_sprintf("berth image update automation %s/%s: %s", upd->meta.ns,
                               upd->meta.name, policies))) {
@@ -826,7 +835,8 @@ out:
     berth_signatures_sign_result_dispose(&sres);
     berth_push_result_dispose(&res);
     berth_oci_ref_dispose(&ref);
-    berth_oci_client_free(client);
+    if (!borrowed)
+        berth_oci_client_free(client);
     eng_registry_tmp_remove(tmpdir);
     berth_sign_privkey_free(key);
     core_free(desc);

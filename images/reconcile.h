@@ -1,6 +1,6 @@
 /*
  * images/reconcile.h: the reconcilers of the image.toolkit.fluxcd.io kinds (internal, prefix
- * img_), run by the engine's loop (engine/engine.c) after the sources:
+ * img_), run as jobs on the engine loop's worker threads (engine/loop.c, engine/sched.c):
  *
  *   ImageRepository        scan the tags into STATE/images/<ns>/<name>/tags
  *   ImagePolicy            choose the latest tag from that file (images/policy.h)
