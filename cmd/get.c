@@ -1,8 +1,8 @@
 /*
- * berth get sources oci|kustomizations|images all|repository|policy|update|all [NAME]: the status the
- * engine wrote, as `flux get` prints it (NAME, REVISION, SUSPENDED, READY, MESSAGE), or the status
- * documents with -o json. Reads the state directory's status files; needs no lock, so it works
- * while `berth run` is running.
+ * berth get sources oci|kustomizations|images all|repository|policy|update|all [NAME]: the status
+ * the engine wrote, as `flux get` prints it (NAME, REVISION, SUSPENDED, READY, MESSAGE), or the
+ * status documents with -o json. Reads the state directory's status files; needs no lock, so it
+ * works while `berth run` is running.
  */
 #include <stdlib.h>
 #include <string.h>

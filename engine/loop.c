@@ -160,11 +160,11 @@ static int stall_invalid(eng_state *state, const eng_config *cfg, size_t *n_out,
     for (size_t i = 0; i < cfg->errors_len; i++) {
         const eng_config_error *ce = &cfg->errors[i];
         json_t *old = NULL, *st = NULL;
-        bool known = ce->kind && ce->ns && ce->name &&
-                     (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 ||
-                      strcmp(ce->kind, ENG_KIND_KS) == 0 || strcmp(ce->kind, IMG_KIND_REPO) == 0 ||
-                      strcmp(ce->kind, IMG_KIND_POLICY) == 0 ||
-                      strcmp(ce->kind, IMG_KIND_UPDATE) == 0);
+        bool known =
+            ce->kind && ce->ns && ce->name &&
+            (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 || strcmp(ce->kind, ENG_KIND_KS) == 0 ||
+             strcmp(ce->kind, IMG_KIND_REPO) == 0 || strcmp(ce->kind, IMG_KIND_POLICY) == 0 ||
+             strcmp(ce->kind, IMG_KIND_UPDATE) == 0);
 
         eng_log("error", "InvalidConfig", ce->kind, ce->ns, ce->name, "%s", ce->text);
         if (!known)

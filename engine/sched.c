@@ -339,10 +339,10 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
             it->img = img_at(cfg, i - n_repo - n_ks, &kind, &m);
             if (strcmp(kind, IMG_KIND_UPDATE) == 0) {
                 const eng_imageupdate *u = it->img;
-                const eng_ocirepo *r = strcmp(u->source_ref.kind, ENG_KIND_OCIREPO) == 0
-                                           ? eng_config_find_ocirepo(cfg, u->source_ref.ns,
-                                                                     u->source_ref.name)
-                                           : NULL;
+                const eng_ocirepo *r =
+                    strcmp(u->source_ref.kind, ENG_KIND_OCIREPO) == 0
+                        ? eng_config_find_ocirepo(cfg, u->source_ref.ns, u->source_ref.name)
+                        : NULL;
                 if (r)
                     it->source = (size_t)(r - cfg->ocirepos);
             }

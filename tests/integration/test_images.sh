@@ -339,4 +339,29 @@ berth_ok get images update --state-dir="$STATE"
 assert_match "$OUT" "^via-git +False +False +.*git.yaml:8:.*Git output needs the Git adapter"
 rm "$T/cfg/git.yaml"
 
+
+it "berth reconcile image without a loop: only the object named, once, from --config"
+push_tag "$T/layoutA" 1.2.10
+berth_ok reconcile image repository app -n apps --state-dir="$STATE" --config="$T/cfg"
+grep -qxF 1.2.10 "$STATE/images/apps/app/tags" || fail "the new tag was not stored"
+get_json
+assert_eq 1.2.9 "$(pol fleet-unused tag)" "a policy is not reconciled with its repository"
+berth_ok reconcile image policy fleet-unused -n apps --state-dir="$STATE" --config="$T/cfg"
+get_json
+assert_eq 1.2.10 "$(pol fleet-unused tag)" "the policy reconciled by name"
+
+it "image objects removed from the config: status and stored tags are garbage-collected"
+[ -s "$STATE/images/apps/app-releases/tags" ] || fail "no stored tags to collect"
+rm "$T/cfg/images.yaml"
+run_once
+berth_ok get images all --state-dir="$STATE" -o json
+assert_eq "ImageUpdateAutomation/fleet" "$(jq -r '[.[] | "\(.kind)/\(.name)"] | join(" ")' <<<"$OUT")" \
+    "image objects left after the GC"
+[ ! -e "$STATE/images/apps/app" ] || fail "the tags of the removed ImageRepository app stayed"
+[ ! -e "$STATE/images/apps/app-releases" ] || fail "the tags of app-releases stayed"
+[ ! -e "$STATE/status/imagepolicy/apps/fleet-app.json" ] || fail "a removed policy's status stayed"
+gc_events=$(jq -r 'select(.reason=="GarbageCollected") | .involvedObject.kind' "$STATE/events.jsonl" | sort | uniq -c)
+assert_match "$gc_events" "2 ImageRepository"
+assert_contains "$RUN_ERR" "garbage-collected"
+
 finish
