@@ -312,6 +312,9 @@ void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json
 /* cmd/control.c: the day-2 verbs over the control socket */
 int cli_reconcile_source(int argc, char **argv);
 int cli_reconcile_kustomization(int argc, char **argv);
+int cli_reconcile_image(int argc, char **argv);
+int cli_suspend_image(int argc, char **argv);
+int cli_resume_image(int argc, char **argv);
 int cli_suspend_source(int argc, char **argv);
 int cli_suspend_kustomization(int argc, char **argv);
 int cli_resume_source(int argc, char **argv);

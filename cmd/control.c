@@ -1,5 +1,6 @@
 /*
- * berth reconcile|suspend|resume source oci NAME | kustomization NAME: the day-2 verbs. When a
+ * berth reconcile|suspend|resume source oci NAME | kustomization NAME |
+ * image repository|policy|update NAME: the day-2 verbs. When a
  * `berth run` loop is running on the state directory they ask it over its control socket
  * (STATE/berth.sock) to reconcile the object now, or to suspend / resume it. Without a loop,
  * reconcile runs that one object (and its source with --with-source) once in-process from
@@ -86,8 +87,23 @@ static int reconcile_offline(const cli_cmd *cmd, const char *state_dir, const ch
     return ready ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
-static int control_verb(int argc, char **argv, action act, bool source)
+typedef enum { OBJ_KS = 0, OBJ_SOURCE, OBJ_IMAGE } objtype;
+
+/* "repository|policy|update" to the image kind, or NULL. */
+static const char *image_kind(const char *word)
 {
+    if (strcmp(word, "repository") == 0)
+        return "ImageRepository";
+    if (strcmp(word, "policy") == 0)
+        return "ImagePolicy";
+    if (strcmp(word, "update") == 0)
+        return "ImageUpdateAutomation";
+    return NULL;
+}
+
+static int control_verb(int argc, char **argv, action act, objtype obj)
+{
+    bool source = obj != OBJ_KS; /* the forms with a type word before NAME */
     cli_flag flags[] = {
         {.name = "state-dir",
          .kind = CLI_STR,
@@ -137,25 +153,38 @@ static int control_verb(int argc, char **argv, action act, bool source)
                    .min_args = source ? 2 : 1,
                    .max_args = source ? 2 : 1,
                    .flags = flags};
-    const char *kind = source ? "OCIRepository" : "Kustomization", *name, *ns, *state_dir;
+    const char *kind = obj == OBJ_SOURCE ? "OCIRepository" : "Kustomization", *name, *ns,
+               *state_dir;
     char examples[256];
     berth_error *err = NULL;
     int code, rc;
 
     snprintf(path, sizeof(path), "berth %s %s", act_words[act],
-             source ? "source" : "kustomization");
+             obj == OBJ_IMAGE ? "image"
+             : source         ? "source"
+                              : "kustomization");
     snprintf(usage, sizeof(usage), "%sNAME [-n NAMESPACE] [--state-dir=DIR]%s",
-             source ? "oci " : "",
+             obj == OBJ_IMAGE ? "repository|policy|update "
+             : source         ? "oci "
+                              : "",
              act != ACT_RECONCILE ? ""
              : source             ? " [--config=PATH]"
                                   : " [--with-source] [--config=PATH]");
     snprintf(examples, sizeof(examples), "  berth %s %s app -n flux-system --state-dir=./.berth",
-             act_words[act], source ? "source oci" : "kustomization");
+             act_words[act],
+             obj == OBJ_IMAGE ? "image repository"
+             : source         ? "source oci"
+                              : "kustomization");
     cmd.examples = examples;
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
-    if (source && strcmp(cmd.args[0], "oci") != 0) {
+    if (obj == OBJ_SOURCE && strcmp(cmd.args[0], "oci") != 0) {
         code = cli_usage_error(&cmd, "unknown source type \"%s\" (want oci)", cmd.args[0]);
+        goto out;
+    }
+    if (obj == OBJ_IMAGE && !(kind = image_kind(cmd.args[0]))) {
+        code = cli_usage_error(
+            &cmd, "unknown image type \"%s\" (want repository, policy or update)", cmd.args[0]);
         goto out;
     }
     if (act != ACT_RECONCILE &&
@@ -195,30 +224,45 @@ out:
 
 int cli_reconcile_source(int argc, char **argv)
 {
-    return control_verb(argc, argv, ACT_RECONCILE, true);
+    return control_verb(argc, argv, ACT_RECONCILE, OBJ_SOURCE);
 }
 
 int cli_reconcile_kustomization(int argc, char **argv)
 {
-    return control_verb(argc, argv, ACT_RECONCILE, false);
+    return control_verb(argc, argv, ACT_RECONCILE, OBJ_KS);
+}
+
+int cli_reconcile_image(int argc, char **argv)
+{
+    return control_verb(argc, argv, ACT_RECONCILE, OBJ_IMAGE);
 }
 
 int cli_suspend_source(int argc, char **argv)
 {
-    return control_verb(argc, argv, ACT_SUSPEND, true);
+    return control_verb(argc, argv, ACT_SUSPEND, OBJ_SOURCE);
 }
 
 int cli_suspend_kustomization(int argc, char **argv)
 {
-    return control_verb(argc, argv, ACT_SUSPEND, false);
+    return control_verb(argc, argv, ACT_SUSPEND, OBJ_KS);
+}
+
+int cli_suspend_image(int argc, char **argv)
+{
+    return control_verb(argc, argv, ACT_SUSPEND, OBJ_IMAGE);
 }
 
 int cli_resume_source(int argc, char **argv)
 {
-    return control_verb(argc, argv, ACT_RESUME, true);
+    return control_verb(argc, argv, ACT_RESUME, OBJ_SOURCE);
 }
 
 int cli_resume_kustomization(int argc, char **argv)
 {
-    return control_verb(argc, argv, ACT_RESUME, false);
+    return control_verb(argc, argv, ACT_RESUME, OBJ_KS);
+}
+
+int cli_resume_image(int argc, char **argv)
+{
+    return control_verb(argc, argv, ACT_RESUME, OBJ_IMAGE);
 }

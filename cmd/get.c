@@ -1,7 +1,8 @@
 /*
- * berth get sources oci|kustomizations|all: the status the engine wrote, as `flux get` prints it
- * (NAME, REVISION, SUSPENDED, READY, MESSAGE), or the status documents with -o json. Reads the
- * state directory's status files; needs no lock, so it works while `berth run` is running.
+ * berth get sources oci|kustomizations|images all|repository|policy|update|all [NAME]: the status
+ * the engine wrote, as `flux get` prints it (NAME, REVISION, SUSPENDED, READY, MESSAGE), or the
+ * status documents with -o json. Reads the state directory's status files; needs no lock, so it
+ * works while `berth run` is running.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,14 @@ void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(rows[i].kind) + strlen(rows[i].ns) + strlen(rows[i].name) + 3;
         char *name = cli_xmalloc(len);
-        if (kinds)
-            snprintf(name, len, "%s/%s",
-                     strcmp(rows[i].kind, "OCIRepository") == 0 ? "ocirepository" : "kustomization",
-                     rows[i].name);
-        else
+        if (kinds) {
+            size_t k = 0;
+            for (; rows[i].kind[k]; k++) /* "ocirepository/NAME", "imagepolicy/NAME" ... */
+                name[k] = (char)(rows[i].kind[k] >= 'A' && rows[i].kind[k] <= 'Z'
+                                     ? rows[i].kind[k] - 'A' + 'a'
+                                     : rows[i].kind[k]);
+            snprintf(name + k, len - k, "/%s", rows[i].name);
+        } else
             snprintf(name, len, "%s", rows[i].name);
         cells[i * 5] = name;
         cells[i * 5 + 1] = rows[i].revision;
@@ -70,12 +74,14 @@ int cli_get(int argc, char **argv)
         CLI_FLAG_END,
     };
     cli_cmd cmd = {.path = "berth get",
-                   .usage = "sources oci [NAME]|kustomizations [NAME]|all [flags]",
+                   .usage = "sources oci [NAME]|kustomizations [NAME]|"
+                            "images all|repository|policy|update [NAME]|all [flags]",
                    .summary = "Show the status of the engine's objects.",
                    .details = "Reads the status files of the state directory (no lock needed).",
                    .examples = "  berth get all --state-dir=./.berth\n"
                                "  berth get sources oci -o json\n"
-                               "  berth get kustomization web -n apps -o json",
+                               "  berth get kustomization web -n apps -o json\n"
+                               "  berth get images policy -o json",
                    .min_args = 1,
                    .max_args = 3,
                    .flags = flags};
@@ -99,10 +105,23 @@ int cli_get(int argc, char **argv)
     } else if (strcmp(what, "kustomizations") == 0 || strcmp(what, "kustomization") == 0 ||
                strcmp(what, "ks") == 0) {
         kind = "Kustomization";
+    } else if (strcmp(what, "images") == 0 || strcmp(what, "image") == 0) {
+        static const char *const words[] = {"all", "repository", "policy", "update"};
+        static const char *const kinds[] = {"images", "ImageRepository", "ImagePolicy",
+                                            "ImageUpdateAutomation"};
+        for (size_t i = 0; cmd.n_args >= 2 && i < 4; i++)
+            if (strcmp(cmd.args[1], words[i]) == 0)
+                kind = kinds[i];
+        only = cmd.n_args == 3 ? cmd.args[2] : NULL;
+        if (!kind) {
+            code = cli_usage_error(&cmd, "\"berth get images\" takes all, repository, policy or "
+                                         "update");
+            goto out;
+        }
     } else if (strcmp(what, "all") != 0) {
         code = cli_usage_error(&cmd,
                                "unknown object type \"%s\" (want sources oci, "
-                               "kustomizations or all)",
+                               "kustomizations, images or all)",
                                what);
         goto out;
     }
@@ -136,7 +155,8 @@ int cli_get(int argc, char **argv)
     if (kept == 0 && cli_output_format(&cmd) != CLI_OUT_JSON)
         fputs("no objects found\n", stderr);
     else
-        cli_engine_print(stdout, rows, kept, cli_output_format(&cmd) == CLI_OUT_JSON, !kind);
+        cli_engine_print(stdout, rows, kept, cli_output_format(&cmd) == CLI_OUT_JSON,
+                         !kind || strcmp(kind, "images") == 0);
     code = CLI_EXIT_OK;
 out:
     berth_engine_rows_free(rows, n);

@@ -80,6 +80,21 @@ void core_sha256_digest(char out[72], const void *data, size_t len);
 /** Write data to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int core_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          berth_error **err);
+/**
+ * The same, streamed: open a temp file beside path, write to it in pieces, then commit (fsync,
+ * rename, fsync the directory) or abort (unlink). A commit or abort ends the writer; an abort
+ * after a commit, an abort or a failed open does nothing.
+ */
+typedef struct core_fs_atomic {
+    int fd;      /* the temp file, -1 when closed */
+    char *tmp;   /* its path, NULL once renamed or removed */
+    char *path;  /* the final path */
+    mode_t mode; /* given to the file before the rename */
+} core_fs_atomic;
+int core_fs_atomic_open(core_fs_atomic *a, const char *path, mode_t mode, berth_error **err);
+int core_fs_atomic_write(core_fs_atomic *a, const void *data, size_t len, berth_error **err);
+int core_fs_atomic_commit(core_fs_atomic *a, berth_error **err);
+void core_fs_atomic_abort(core_fs_atomic *a);
 /** write() all of data, retrying on EINTR and short writes. Returns 0, or -1 with errno set. */
 int core_fs_write_all(int fd, const void *data, size_t len);
 /** Read a whole file, refusing files larger than max_bytes. */

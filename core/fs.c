@@ -54,47 +54,94 @@ int core_fs_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+int core_fs_atomic_open(core_fs_atomic *a, const char *path, mode_t mode, berth_error **err)
+{
+    const char *base = strrchr(path, '/');
+    char *dir = dir_of(path);
+
+    memset(a, 0, sizeof(*a));
+    a->fd = -1;
+    a->mode = mode;
+    /* A dot-file, so readers of the directory (the kubelet, k3s) skip a temp left by a crash;
+     * core_fs_sweep_temps removes such leftovers. */
+    a->tmp = dir ? core_sprintf("%s/.%s.tmp-XXXXXX", dir, base ? base + 1 : path) : NULL;
+    a->path = core_strdup(path);
+    core_free(dir);
+    if (!a->tmp || !a->path) {
+        core_fs_atomic_abort(a);
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+    if ((a->fd = mkstemp(a->tmp)) < 0) {
+        int rc = core_error_errno(err, errno, "creating temporary file for \"%s\"", path);
+        core_free(a->tmp); /* nothing was created */
+        a->tmp = NULL;
+        core_fs_atomic_abort(a);
+        return rc;
+    }
+    return 0;
+}
+
+int core_fs_atomic_write(core_fs_atomic *a, const void *data, size_t len, berth_error **err)
+{
+    if (core_fs_write_all(a->fd, data, len) < 0)
+        return core_error_errno(err, errno, "writing \"%s\"", a->tmp);
+    return 0;
+}
+
+int core_fs_atomic_commit(core_fs_atomic *a, berth_error **err)
+{
+    char *dir = dir_of(a->path);
+    int rc = 0, fd = a->fd;
+
+    a->fd = -1;
+    if (!dir) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    } else if (fchmod(fd, a->mode) < 0 || fsync(fd) < 0) {
+        rc = core_error_errno(err, errno, "writing \"%s\"", a->tmp);
+    } else if (close(fd) < 0) {
+        rc = core_error_errno(err, errno, "closing \"%s\"", a->tmp);
+    } else if (rename(a->tmp, a->path) < 0) {
+        rc = core_error_errno(err, errno, "renaming \"%s\" to \"%s\"", a->tmp, a->path);
+    } else {
+        core_free(a->tmp); /* renamed: nothing to unlink */
+        a->tmp = NULL;
+        rc = core_fs_sync_dir(dir, err);
+    }
+    if (rc < 0 && fd >= 0)
+        (void)close(fd); /* after a failed close the descriptor is gone: EBADF is harmless */
+    core_free(dir);
+    core_fs_atomic_abort(a);
+    return rc;
+}
+
+void core_fs_atomic_abort(core_fs_atomic *a)
+{
+    if (!a)
+        return;
+    if (a->fd >= 0)
+        close(a->fd);
+    if (a->tmp)
+        unlink(a->tmp);
+    core_free(a->tmp);
+    core_free(a->path);
+    a->fd = -1;
+    a->tmp = NULL;
+    a->path = NULL;
+}
+
 int core_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          berth_error **err)
 {
-    int rc = 0, fd = -1;
-    char *dir = dir_of(path);
-    const char *base = strrchr(path, '/');
-    /* A dot-file, so readers of the directory (the kubelet, k3s) skip a temp left by a crash;
-     * core_fs_sweep_temps removes such leftovers. */
-    char *tmp = core_sprintf("%s/.%s.tmp-XXXXXX", dir ? dir : ".", base ? base + 1 : path);
-    if (!dir || !tmp) {
-        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
-        goto out;
+    core_fs_atomic a;
+    int rc;
+
+    if ((rc = core_fs_atomic_open(&a, path, mode, err)) < 0)
+        return rc;
+    if ((rc = core_fs_atomic_write(&a, data, len, err)) < 0) {
+        core_fs_atomic_abort(&a);
+        return rc;
     }
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = core_error_errno(err, errno, "creating temporary file for \"%s\"", path);
-        goto out;
-    }
-    if (core_fs_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
-        rc = core_error_errno(err, errno, "writing \"%s\"", tmp);
-        goto out;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = core_error_errno(err, errno, "closing \"%s\"", tmp);
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        rc = core_error_errno(err, errno, "renaming \"%s\" to \"%s\"", tmp, path);
-        goto out;
-    }
-    rc = core_fs_sync_dir(dir, err);
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc < 0 && tmp)
-        unlink(tmp);
-    core_free(tmp);
-    core_free(dir);
-    return rc;
+    return core_fs_atomic_commit(&a, err);
 }
 
 int core_fs_read_file(berth_buf *out, const char *path, size_t max_bytes, berth_error **err)

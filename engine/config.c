@@ -27,6 +27,8 @@
 #include <yaml.h>
 
 #include "core/core.h"
+#include "images/policy.h"
+#include "images/reconcile.h"
 
 #define MAX_DIR_DEPTH 32
 #define MAX_ERRORS_PER_DOC 50
@@ -164,6 +166,42 @@ static void configmap_dispose(void *p)
     kv_free(c->binary_data, c->binary_data_len, false);
 }
 
+static void imagerepo_dispose(void *p)
+{
+    eng_imagerepo *r = p;
+    meta_dispose(&r->meta);
+    core_free(r->image);
+    core_free(r->secret_ref);
+    core_free(r->cert_secret_ref);
+    core_free(r->provider);
+    json_decref(r->exclusion_list);
+}
+
+static void imagepolicy_dispose(void *p)
+{
+    eng_imagepolicy *ip = p;
+    meta_dispose(&ip->meta);
+    objref_dispose(&ip->repo_ref);
+    core_free(ip->semver_range);
+    core_free(ip->alpha_order);
+    core_free(ip->num_order);
+    core_free(ip->filter_pattern);
+    core_free(ip->filter_extract);
+}
+
+static void imageupdate_dispose(void *p)
+{
+    eng_imageupdate *u = p;
+    meta_dispose(&u->meta);
+    objref_dispose(&u->source_ref);
+    core_free(u->update_path);
+    json_decref(u->policy_selector);
+    core_free(u->publish_url);
+    core_free(u->publish_key_ref);
+    core_free(u->publish_source);
+    core_free(u->publish_secret_ref);
+}
+
 static void config_error_dispose(eng_config_error *e)
 {
     core_free(e->kind);
@@ -186,8 +224,17 @@ void eng_config_free(eng_config *cfg)
         secret_dispose(&cfg->secrets[i]);
     for (size_t i = 0; i < cfg->configmaps_len; i++)
         configmap_dispose(&cfg->configmaps[i]);
+    for (size_t i = 0; i < cfg->imagerepos_len; i++)
+        imagerepo_dispose(&cfg->imagerepos[i]);
+    for (size_t i = 0; i < cfg->imagepolicies_len; i++)
+        imagepolicy_dispose(&cfg->imagepolicies[i]);
+    for (size_t i = 0; i < cfg->imageupdates_len; i++)
+        imageupdate_dispose(&cfg->imageupdates[i]);
     for (size_t i = 0; i < cfg->errors_len; i++)
         config_error_dispose(&cfg->errors[i]);
+    core_free(cfg->imagerepos);
+    core_free(cfg->imagepolicies);
+    core_free(cfg->imageupdates);
     core_free(cfg->ocirepos);
     core_free(cfg->kustomizations);
     core_free(cfg->secrets);
@@ -211,7 +258,8 @@ typedef struct ident {
 
 typedef struct loader {
     eng_config *cfg;
-    size_t caps[5]; /* ocirepos, kustomizations, secrets, configmaps, errors */
+    size_t caps[8]; /* ocirepos, kustomizations, secrets, configmaps, errors, imagerepos,
+                       imagepolicies, imageupdates */
     ident *seen;
     size_t seen_len, seen_cap;
     size_t seq;
@@ -1212,6 +1260,235 @@ static const field ks_fields[] = {
 };
 static const table ks_table = TABLE(ks_fields);
 
+/* ---- ImageRepository, ImagePolicy, ImageUpdateAutomation ---- */
+
+static yaml_node_t *map_node(pctx *c, yaml_node_t *n, const char *key);
+
+/* spec.image: "host[:port]/path" without scheme, tag or digest (Flux refuses a tag there). */
+static int f_image(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    int rc = 0;
+    const char *s = get_str(c, n, path, &rc), *slash;
+    if (!s)
+        return rc;
+    if (strstr(s, "://"))
+        return perr(c, n, "field \"%s\": \"%.200s\" must not have a scheme (want host/repo)", path,
+                    s);
+    slash = strrchr(s, '/');
+    if (strchr(s, '@') || strchr(slash ? slash : s, ':'))
+        return perr(c, n, "field \"%s\": \"%.200s\" must not contain a tag or digest", path, s);
+    if (!s[0] || s[strlen(s) - 1] == '/')
+        return perr(c, n, "field \"%s\": \"%.200s\" is not an image name", path, s);
+    return f_str(c, n, path, base, f);
+}
+
+static const field imagerepo_spec_fields[] = {
+    {"image", f_image, offsetof(eng_imagerepo, image), F_REQ, NULL},
+    {"interval", f_interval, offsetof(eng_imagerepo, interval_ms), F_REQ, NULL},
+    {"timeout", f_interval, offsetof(eng_imagerepo, timeout_ms), 0, NULL},
+    {"secretRef", f_map, offsetof(eng_imagerepo, secret_ref), 0, &name_table},
+    {"certSecretRef", f_map, offsetof(eng_imagerepo, cert_secret_ref), 0, &name_table},
+    {"provider", f_enum, offsetof(eng_imagerepo, provider), 0, oci_providers},
+    {"insecure", f_bool, offsetof(eng_imagerepo, insecure), 0, NULL},
+    {"suspend", f_bool, offsetof(eng_imagerepo, suspend), 0, NULL},
+    {"exclusionList", f_strlist, offsetof(eng_imagerepo, exclusion_list), 0, NULL},
+    {"serviceAccountName", f_skip, 0, F_UNSUPPORTED, NULL},
+    {"proxySecretRef", f_skip, 0, F_UNSUPPORTED, NULL},
+    {"accessFrom", f_skip, 0, F_UNSUPPORTED, NULL},
+};
+static const table imagerepo_spec_table = TABLE(imagerepo_spec_fields);
+
+static const field imagerepo_fields[] = {
+    TOP_FIELDS(eng_imagerepo),
+    {"spec", f_map, 0, F_REQ, &imagerepo_spec_table},
+};
+static const table imagerepo_table = TABLE(imagerepo_fields);
+
+static const char *const orders[] = {"asc", "desc", NULL};
+static const char *const digest_policies[] = {"Never", "IfNotPresent", "Always", NULL};
+
+static const field repo_ref_fields[] = {
+    {"name", f_str, offsetof(eng_objref, name), F_REQ, NULL},
+    {"namespace", f_namespace, offsetof(eng_objref, ns), 0, NULL},
+};
+static const table repo_ref_table = TABLE(repo_ref_fields);
+
+static const field semver_fields[] = {
+    {"range", f_str, offsetof(eng_imagepolicy, semver_range), F_REQ, NULL},
+};
+static const table semver_table = TABLE(semver_fields);
+
+static int f_alpha(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    ((eng_imagepolicy *)base)->has_alpha = true;
+    return f_map(c, n, path, base, f);
+}
+
+static int f_num(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    ((eng_imagepolicy *)base)->has_num = true;
+    return f_map(c, n, path, base, f);
+}
+
+static const field alpha_fields[] = {
+    {"order", f_enum, offsetof(eng_imagepolicy, alpha_order), 0, orders},
+};
+static const table alpha_table = TABLE(alpha_fields);
+
+static const field num_fields[] = {
+    {"order", f_enum, offsetof(eng_imagepolicy, num_order), 0, orders},
+};
+static const table num_table = TABLE(num_fields);
+
+static const field policy_choice_fields[] = {
+    {"semver", f_map, 0, 0, &semver_table},
+    {"alphabetical", f_alpha, 0, 0, &alpha_table},
+    {"numerical", f_num, 0, 0, &num_table},
+};
+static const table policy_choice_table = TABLE(policy_choice_fields);
+
+/* spec.policy: exactly one of semver, alphabetical, numerical (the CRD's oneOf). */
+static int f_policy_choice(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    eng_imagepolicy *p = base;
+    int rc = f_map(c, n, path, base, f), count;
+    if (rc < 0 || c->errors)
+        return rc;
+    count = (p->semver_range != NULL) + p->has_alpha + p->has_num;
+    if (count != 1)
+        return perr(c, n, "field \"%s\": set exactly one of semver, alphabetical, numerical", path);
+    return 0;
+}
+
+static const field filter_fields[] = {
+    {"pattern", f_str, offsetof(eng_imagepolicy, filter_pattern), 0, NULL},
+    {"extract", f_str, offsetof(eng_imagepolicy, filter_extract), 0, NULL},
+};
+static const table filter_table = TABLE(filter_fields);
+
+static int f_digest_policy(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    int rc = 0, i = enum_index(c, n, path, digest_policies, &rc);
+    if (i >= 0)
+        *AT(base, f, eng_digest_reflection) = (eng_digest_reflection)i;
+    return rc;
+}
+
+static const field imagepolicy_spec_fields[] = {
+    {"imageRepositoryRef", f_map, offsetof(eng_imagepolicy, repo_ref), F_REQ, &repo_ref_table},
+    {"policy", f_policy_choice, 0, F_REQ, &policy_choice_table},
+    {"filterTags", f_map, 0, 0, &filter_table},
+    {"digestReflectionPolicy", f_digest_policy, offsetof(eng_imagepolicy, digest_reflection), 0,
+     NULL},
+    {"interval", f_interval, offsetof(eng_imagepolicy, interval_ms), 0, NULL},
+};
+static const table imagepolicy_spec_table = TABLE(imagepolicy_spec_fields);
+
+static const field imagepolicy_fields[] = {
+    TOP_FIELDS(eng_imagepolicy),
+    {"spec", f_map, 0, F_REQ, &imagepolicy_spec_table},
+};
+static const table imagepolicy_table = TABLE(imagepolicy_fields);
+
+/* spec.git: Flux's only output; berth writes to Git only once the Git adapter exists. */
+static int f_git_output(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    (void)base, (void)f;
+    return perr_code(c, n, BERTH_EUNSUPPORTED,
+                     "field \"%s\": Git output needs the Git adapter, not yet available (use the "
+                     "gitless spec.publish output)",
+                     path);
+}
+
+static const char *const update_source_kinds[] = {"OCIRepository", "GitRepository", NULL};
+
+static int f_update_source_kind(pctx *c, yaml_node_t *n, const char *path, void *base,
+                                const field *f)
+{
+    int rc = 0, i = enum_index(c, n, path, update_source_kinds, &rc);
+    if (i == 1)
+        return perr_code(c, n, BERTH_EUNSUPPORTED,
+                         "field \"%s\": a GitRepository source needs the Git adapter, not yet "
+                         "available (use an OCIRepository source and spec.publish)",
+                         path);
+    return i < 0 ? rc : f_str(c, n, path, base, f);
+}
+
+static const field update_source_fields[] = {
+    {"apiVersion", f_str, offsetof(eng_objref, api_version), 0, NULL},
+    {"kind", f_update_source_kind, offsetof(eng_objref, kind), F_REQ, NULL},
+    {"name", f_str, offsetof(eng_objref, name), F_REQ, NULL},
+    {"namespace", f_namespace, offsetof(eng_objref, ns), 0, NULL},
+};
+static const table update_source_table = TABLE(update_source_fields);
+
+static const char *const strategies_update[] = {"Setters", NULL};
+
+/* spec.update.strategy: checked only, Setters is the one strategy Flux has. */
+static int f_update_strategy(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    int rc = 0;
+    (void)base, (void)f;
+    return enum_index(c, n, path, strategies_update, &rc) < 0 ? rc : 0;
+}
+
+static const field update_fields[] = {
+    {"path", f_str, offsetof(eng_imageupdate, update_path), 0, NULL},
+    {"strategy", f_update_strategy, 0, 0, NULL},
+};
+static const table update_table = TABLE(update_fields);
+
+static const field selector_match_fields[] = {
+    {"matchLabels", f_strmap, offsetof(eng_imageupdate, policy_selector), 0, NULL},
+    {"matchExpressions", f_skip, 0, F_UNSUPPORTED, NULL},
+};
+static const table selector_match_table = TABLE(selector_match_fields);
+
+static int f_publish_url(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    int rc = 0;
+    const char *s = get_str(c, n, path, &rc), *slash;
+    if (!s)
+        return rc;
+    slash = strrchr(s, '/');
+    if (!core_str_has_prefix(s, "oci://") || !slash || slash < s + 7 || !strchr(slash, ':') ||
+        strchr(s, '@'))
+        return perr(c, n, "field \"%s\": \"%.200s\" must be oci://HOST/REPO:TAG", path, s);
+    return f_str(c, n, path, base, f);
+}
+
+static const field secret_ref_holder_fields[] = {
+    {"secretRef", f_map, 0, F_REQ, &name_table},
+};
+static const table secret_ref_holder_table = TABLE(secret_ref_holder_fields);
+
+static const field publish_fields[] = {
+    {"url", f_publish_url, offsetof(eng_imageupdate, publish_url), F_REQ, NULL},
+    {"signingKey", f_map, offsetof(eng_imageupdate, publish_key_ref), F_REQ,
+     &secret_ref_holder_table},
+    {"source", f_str, offsetof(eng_imageupdate, publish_source), 0, NULL},
+    {"secretRef", f_map, offsetof(eng_imageupdate, publish_secret_ref), 0, &name_table},
+    {"insecure", f_bool, offsetof(eng_imageupdate, publish_insecure), 0, NULL},
+};
+static const table publish_table = TABLE(publish_fields);
+
+static const field imageupdate_spec_fields[] = {
+    {"sourceRef", f_map, offsetof(eng_imageupdate, source_ref), F_REQ, &update_source_table},
+    {"interval", f_interval, offsetof(eng_imageupdate, interval_ms), F_REQ, NULL},
+    {"update", f_map, 0, 0, &update_table},
+    {"suspend", f_bool, offsetof(eng_imageupdate, suspend), 0, NULL},
+    {"policySelector", f_map, 0, 0, &selector_match_table},
+    {"publish", f_map, 0, 0, &publish_table},
+    {"git", f_git_output, 0, 0, NULL},
+};
+static const table imageupdate_spec_table = TABLE(imageupdate_spec_fields);
+
+static const field imageupdate_fields[] = {
+    TOP_FIELDS(eng_imageupdate),
+    {"spec", f_map, 0, F_REQ, &imageupdate_spec_table},
+};
+static const table imageupdate_table = TABLE(imageupdate_fields);
+
 /* ---- Secret and ConfigMap ---- */
 
 /* A Secret while parsing: stringData is kept apart and merged over data at the end. */
@@ -1469,6 +1746,125 @@ out:
     return rc;
 }
 
+static int parse_imagerepo(pctx *c, yaml_node_t *root, const char *api_version)
+{
+    eng_imagerepo r;
+    eng_config *cfg = c->l->cfg;
+    int rc;
+    memset(&r, 0, sizeof(r));
+    r.timeout_ms = -1;
+    if ((rc = walk_map(c, root, "", &imagerepo_table, &r)) < 0 || c->errors)
+        goto out;
+    if (r.exclusion_list) { /* the patterns must compile, as the CRD's CEL rule checks */
+        img_exclusion *x = NULL;
+        berth_error *e = NULL;
+        const char **pats = core_calloc(json_array_size(r.exclusion_list) + 1, sizeof(*pats));
+        if (!pats) {
+            rc = BERTH_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < json_array_size(r.exclusion_list); i++)
+            pats[i] = json_string_value(json_array_get(r.exclusion_list, i));
+        rc = img_exclusion_new(&x, pats, json_array_size(r.exclusion_list), &e);
+        core_free(pats);
+        img_exclusion_free(x);
+        if (rc == BERTH_ENOMEM) {
+            berth_error_free(e);
+            goto out;
+        }
+        if (rc < 0) {
+            rc = perr(c, map_node(c, map_node(c, root, "spec"), "exclusionList"), "%s",
+                      berth_error_message(e));
+            berth_error_free(e); /* its message is now in the config error */
+            goto out;
+        }
+    }
+    if (r.timeout_ms < 0)
+        r.timeout_ms = r.interval_ms;
+    if ((rc = meta_finish(c, &r.meta, root, api_version)) < 0 ||
+        (rc = default_str(&r.provider, "generic")) < 0)
+        goto out;
+    if ((rc = keep((void **)&cfg->imagerepos, &cfg->imagerepos_len, &c->l->caps[5], &r,
+                   sizeof(r))) == 0)
+        return 0;
+out:
+    imagerepo_dispose(&r);
+    return rc;
+}
+
+/* Compile the policy once so that a bad range, order or pattern is a file:line error. */
+static int imagepolicy_check(pctx *c, yaml_node_t *root, const eng_imagepolicy *p)
+{
+    img_policy_spec spec;
+    img_policy *compiled = NULL;
+    berth_error *e = NULL;
+    yaml_node_t *spec_node = map_node(c, root, "spec");
+    int rc;
+    img_policy_spec_of(&spec, p);
+    rc = img_policy_compile(&compiled, &spec, &e);
+    img_policy_free(compiled);
+    if (rc == BERTH_ENOMEM) {
+        berth_error_free(e);
+        return rc;
+    }
+    if (rc < 0) {
+        rc = perr(c, spec_node ? spec_node : root, "%s", berth_error_message(e));
+        berth_error_free(e); /* its message is now in the config error */
+        return rc;
+    }
+    if (p->digest_reflection == ENG_DIGEST_ALWAYS && p->interval_ms <= 0)
+        return perr(c, spec_node ? spec_node : root,
+                    "field \"spec.interval\" is required with digestReflectionPolicy Always");
+    return 0;
+}
+
+static int parse_imagepolicy(pctx *c, yaml_node_t *root, const char *api_version)
+{
+    eng_imagepolicy p;
+    eng_config *cfg = c->l->cfg;
+    int rc;
+    memset(&p, 0, sizeof(p));
+    if ((rc = walk_map(c, root, "", &imagepolicy_table, &p)) < 0 || c->errors)
+        goto out;
+    if ((rc = imagepolicy_check(c, root, &p)) < 0 || c->errors)
+        goto out;
+    if ((rc = meta_finish(c, &p.meta, root, api_version)) < 0 ||
+        (rc = default_str(&p.repo_ref.ns, p.meta.ns)) < 0)
+        goto out;
+    if ((rc = keep((void **)&cfg->imagepolicies, &cfg->imagepolicies_len, &c->l->caps[6], &p,
+                   sizeof(p))) == 0)
+        return 0;
+out:
+    imagepolicy_dispose(&p);
+    return rc;
+}
+
+static int parse_imageupdate(pctx *c, yaml_node_t *root, const char *api_version)
+{
+    eng_imageupdate u;
+    eng_config *cfg = c->l->cfg;
+    int rc;
+    memset(&u, 0, sizeof(u));
+    if ((rc = walk_map(c, root, "", &imageupdate_table, &u)) < 0 || c->errors)
+        goto out;
+    if (!u.publish_url) {
+        rc = perr(c, map_node(c, root, "spec"),
+                  "missing required field \"spec.publish\": berth publishes the updated files as a "
+                  "signed artifact (Git output needs the Git adapter, not yet available)");
+        goto out;
+    }
+    if ((rc = meta_finish(c, &u.meta, root, api_version)) < 0 ||
+        (rc = default_str(&u.source_ref.ns, u.meta.ns)) < 0 ||
+        (rc = default_str(&u.update_path, "./")) < 0)
+        goto out;
+    if ((rc = keep((void **)&cfg->imageupdates, &cfg->imageupdates_len, &c->l->caps[7], &u,
+                   sizeof(u))) == 0)
+        return 0;
+out:
+    imageupdate_dispose(&u);
+    return rc;
+}
+
 typedef struct kind_desc {
     const char *kind;
     const char *api_versions[3];
@@ -1482,6 +1878,15 @@ static const kind_desc kinds[] = {
     {"Kustomization", {"kustomize.toolkit.fluxcd.io/v1", NULL, NULL}, parse_kustomization},
     {"Secret", {"v1", NULL, NULL}, parse_secret},
     {"ConfigMap", {"v1", NULL, NULL}, parse_configmap},
+    {"ImageRepository",
+     {"image.toolkit.fluxcd.io/v1", "image.toolkit.fluxcd.io/v1beta2", NULL},
+     parse_imagerepo},
+    {"ImagePolicy",
+     {"image.toolkit.fluxcd.io/v1", "image.toolkit.fluxcd.io/v1beta2", NULL},
+     parse_imagepolicy},
+    {"ImageUpdateAutomation",
+     {"image.toolkit.fluxcd.io/v1", "image.toolkit.fluxcd.io/v1beta2", NULL},
+     parse_imageupdate},
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1571,7 +1976,8 @@ static int process_doc(loader *l, yaml_document_t *doc, const char *file, yaml_n
     if (!(k = find_kind(kind)))
         return perr_code(&c, root, BERTH_EUNSUPPORTED,
                          "unknown kind \"%.100s\" (apiVersion \"%.100s\"): berth reads "
-                         "OCIRepository, Kustomization, Secret and ConfigMap",
+                         "OCIRepository, Kustomization, Secret, ConfigMap, ImageRepository, "
+                         "ImagePolicy and ImageUpdateAutomation",
                          kind, av ? av : "");
     l->seq++;
     c.id.line = (int)root->start_mark.line + 1;
@@ -1878,6 +2284,12 @@ static int finish(loader *l)
     filter_sort(&ix, c->secrets, &c->secrets_len, sizeof(eng_secret), "Secret", secret_dispose);
     filter_sort(&ix, c->configmaps, &c->configmaps_len, sizeof(eng_configmap), "ConfigMap",
                 configmap_dispose);
+    filter_sort(&ix, c->imagerepos, &c->imagerepos_len, sizeof(eng_imagerepo), "ImageRepository",
+                imagerepo_dispose);
+    filter_sort(&ix, c->imagepolicies, &c->imagepolicies_len, sizeof(eng_imagepolicy),
+                "ImagePolicy", imagepolicy_dispose);
+    filter_sort(&ix, c->imageupdates, &c->imageupdates_len, sizeof(eng_imageupdate),
+                "ImageUpdateAutomation", imageupdate_dispose);
     core_free(ix.e);
     return 0;
 }
@@ -1990,6 +2402,29 @@ const eng_configmap *eng_config_find_configmap(const eng_config *cfg, const char
                                                const char *name)
 {
     return cfg ? find_meta(cfg->configmaps, cfg->configmaps_len, sizeof(eng_configmap), ns, name)
+               : NULL;
+}
+
+const eng_imagerepo *eng_config_find_imagerepo(const eng_config *cfg, const char *ns,
+                                               const char *name)
+{
+    return cfg ? find_meta(cfg->imagerepos, cfg->imagerepos_len, sizeof(eng_imagerepo), ns, name)
+               : NULL;
+}
+
+const eng_imagepolicy *eng_config_find_imagepolicy(const eng_config *cfg, const char *ns,
+                                                   const char *name)
+{
+    return cfg ? find_meta(cfg->imagepolicies, cfg->imagepolicies_len, sizeof(eng_imagepolicy), ns,
+                           name)
+               : NULL;
+}
+
+const eng_imageupdate *eng_config_find_imageupdate(const eng_config *cfg, const char *ns,
+                                                   const char *name)
+{
+    return cfg ? find_meta(cfg->imageupdates, cfg->imageupdates_len, sizeof(eng_imageupdate), ns,
+                           name)
                : NULL;
 }
 

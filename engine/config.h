@@ -6,6 +6,8 @@
  *   Kustomization   kustomize.toolkit.fluxcd.io/v1              spec/engine.md §1.1
  *   Secret          v1   (data base64-decoded, stringData merged over it)
  *   ConfigMap       v1
+ *   ImageRepository, ImagePolicy, ImageUpdateAutomation   image.toolkit.fluxcd.io/v1 (and
+ *                   v1beta2); ImageUpdateAutomation's gitless output is berth's spec.publish
  *
  * A problem in one object never hides the others: the loader returns every valid object plus a
  * list of errors, each with the file and line (libyaml marks) and, when known, the object's
@@ -145,6 +147,55 @@ typedef struct eng_kustomization {
     char *service_account_name;
 } eng_kustomization;
 
+/* ---- image reflection and automation (image.toolkit.fluxcd.io/v1), reconciled by images/ ---- */
+
+typedef struct eng_imagerepo {
+    eng_meta meta;
+    char *image;           /* "host[:port]/path": no scheme, tag or digest */
+    int64_t interval_ms;   /* required, > 0 */
+    int64_t timeout_ms;    /* default: the interval (Flux) */
+    char *secret_ref;      /* Secret with .dockerconfigjson, or NULL */
+    char *cert_secret_ref; /* Secret with ca.crt / tls.crt + tls.key, or NULL */
+    char *provider;        /* "generic" (default), "aws", "azure", "gcp" */
+    bool insecure;
+    bool suspend;
+    json_t *exclusion_list; /* array of regex strings, or NULL: the defaults */
+} eng_imagerepo;
+
+typedef enum {
+    ENG_DIGEST_NEVER = 0,      /* the default: latestRef.digest stays empty */
+    ENG_DIGEST_IF_NOT_PRESENT, /* resolved once per chosen tag */
+    ENG_DIGEST_ALWAYS,         /* resolved at every reconcile (spec.interval required) */
+} eng_digest_reflection;
+
+typedef struct eng_imagepolicy {
+    eng_meta meta;
+    eng_objref repo_ref; /* imageRepositoryRef: name, ns (default: the policy's) */
+    char *semver_range;  /* exactly one of the three policies is set */
+    char *alpha_order;   /* "asc" | "desc" | NULL (asc) when has_alpha */
+    char *num_order;     /* same, when has_num */
+    bool has_alpha;
+    bool has_num;
+    char *filter_pattern; /* spec.filterTags.pattern or NULL */
+    char *filter_extract; /* spec.filterTags.extract or NULL */
+    eng_digest_reflection digest_reflection;
+    int64_t interval_ms; /* spec.interval; 0 when absent */
+} eng_imagepolicy;
+
+typedef struct eng_imageupdate {
+    eng_meta meta;
+    eng_objref source_ref; /* kind "OCIRepository" (GitRepository needs the Git adapter) */
+    int64_t interval_ms;   /* required, > 0 */
+    char *update_path;     /* spec.update.path, relative to the source root; default "./" */
+    bool suspend;
+    json_t *policy_selector;  /* spec.policySelector.matchLabels (object of strings) or NULL */
+    char *publish_url;        /* berth extension spec.publish.url: "oci://host/repo:tag" */
+    char *publish_key_ref;    /* spec.publish.signingKey.secretRef.name (cosign.key Secret) */
+    char *publish_source;     /* spec.publish.source (org.opencontainers.image.source) or NULL */
+    char *publish_secret_ref; /* spec.publish.secretRef.name (.dockerconfigjson) or NULL */
+    bool publish_insecure;    /* spec.publish.insecure: plain HTTP to a non-loopback registry */
+} eng_imageupdate;
+
 /* ---- Secret and ConfigMap ---- */
 
 /** A key and its bytes (NUL-terminated for convenience; len excludes the NUL). */
@@ -200,6 +251,12 @@ typedef struct eng_config {
     size_t secrets_len;
     eng_configmap *configmaps;
     size_t configmaps_len;
+    eng_imagerepo *imagerepos;
+    size_t imagerepos_len;
+    eng_imagepolicy *imagepolicies;
+    size_t imagepolicies_len;
+    eng_imageupdate *imageupdates;
+    size_t imageupdates_len;
     eng_config_error *errors; /* in load order, duplicates last */
     size_t errors_len;
     /* true when some object could not even be identified (YAML syntax error, unreadable
@@ -236,6 +293,12 @@ const eng_kustomization *eng_config_find_kustomization(const eng_config *cfg, co
 const eng_secret *eng_config_find_secret(const eng_config *cfg, const char *ns, const char *name);
 const eng_configmap *eng_config_find_configmap(const eng_config *cfg, const char *ns,
                                                const char *name);
+const eng_imagerepo *eng_config_find_imagerepo(const eng_config *cfg, const char *ns,
+                                               const char *name);
+const eng_imagepolicy *eng_config_find_imagepolicy(const eng_config *cfg, const char *ns,
+                                                   const char *name);
+const eng_imageupdate *eng_config_find_imageupdate(const eng_config *cfg, const char *ns,
+                                                   const char *name);
 
 /**
  * The first error recorded for the object kind/ns/name, or NULL: when non-NULL the engine

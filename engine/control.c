@@ -51,6 +51,12 @@ static const char *kind_lower(const char *kind)
         return "ocirepository";
     if (kind && strcmp(kind, ENG_KIND_KS) == 0)
         return "kustomization";
+    if (kind && strcmp(kind, "ImageRepository") == 0) /* images */
+        return "imagerepository";
+    if (kind && strcmp(kind, "ImagePolicy") == 0)
+        return "imagepolicy";
+    if (kind && strcmp(kind, "ImageUpdateAutomation") == 0)
+        return "imageupdateautomation";
     return NULL;
 }
 
@@ -87,8 +93,9 @@ int berth_engine_suspend_set(const char *state_dir, const char *kind, const char
     BERTH_ARG_CHECK(state_dir && kind && ns && name);
     if (!kind_lower(kind))
         return core_error_set(err, BERTH_EINVAL,
-                              "kind \"%s\" cannot be suspended (want OCIRepository or "
-                              "Kustomization)",
+                              "kind \"%s\" cannot be suspended (want OCIRepository, "
+                              "Kustomization, ImageRepository, ImagePolicy or "
+                              "ImageUpdateAutomation)",
                               kind);
     if (!path_component_ok(ns) || !path_component_ok(name))
         return core_error_set(err, BERTH_EINVAL, "object \"%s/%s\" is not a valid name", ns, name);
@@ -287,9 +294,12 @@ static void handle(const eng_control *c, int fd, eng_control_wake_fn wake, void 
         respond(fd, 405, "Method Not Allowed", "{\"error\":\"use POST\"}");
         return;
     }
-    canon = eq_nocase(kind, ENG_KIND_OCIREPO) ? ENG_KIND_OCIREPO
-            : eq_nocase(kind, ENG_KIND_KS)    ? ENG_KIND_KS
-                                              : NULL;
+    canon = eq_nocase(kind, ENG_KIND_OCIREPO)          ? ENG_KIND_OCIREPO
+            : eq_nocase(kind, ENG_KIND_KS)             ? ENG_KIND_KS
+            : eq_nocase(kind, "ImageRepository")       ? "ImageRepository"
+            : eq_nocase(kind, "ImagePolicy")           ? "ImagePolicy"
+            : eq_nocase(kind, "ImageUpdateAutomation") ? "ImageUpdateAutomation"
+                                                       : NULL;
     if (!canon || !path_component_ok(ns) || !path_component_ok(name)) {
         respond(fd, 400, "Bad Request", "{\"error\":\"unknown kind or bad name\"}");
         return;

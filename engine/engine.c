@@ -16,6 +16,7 @@
 
 #include "core/core.h"
 #include "engine/internal.h"
+#include "images/reconcile.h"
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -108,6 +109,20 @@ static int row_fill(berth_engine_row *r, const char *kind, const char *ns, const
     const char *rev = strcmp(kind, ENG_KIND_KS) == 0
                           ? eng_status_str(st, "lastAppliedRevision", NULL)
                           : eng_status_str(st, "artifact", "revision");
+    char img_rev[512]; /* images: the scan, the latest reference, the last publication */
+    if (strcmp(kind, IMG_KIND_REPO) == 0) {
+        json_t *tc = json_object_get(json_object_get(st, "lastScanResult"), "tagCount");
+        snprintf(img_rev, sizeof(img_rev), "%lld tags",
+                 json_is_integer(tc) ? (long long)json_integer_value(tc) : 0LL);
+        rev = tc ? img_rev : NULL;
+    } else if (strcmp(kind, IMG_KIND_POLICY) == 0) {
+        const char *nm = eng_status_str(st, "latestRef", "name");
+        const char *tg = eng_status_str(st, "latestRef", "tag");
+        snprintf(img_rev, sizeof(img_rev), "%s:%s", nm ? nm : "", tg ? tg : "");
+        rev = tg ? img_rev : NULL;
+    } else if (strcmp(kind, IMG_KIND_UPDATE) == 0) {
+        rev = eng_status_str(st, "lastPublishedRevision", NULL);
+    }
     const char *cs = c ? json_string_value(json_object_get(c, "status")) : NULL;
 
     r->kind = core_strdup(kind);
@@ -257,6 +272,13 @@ int berth_engine_status_list(berth_engine_row **rows_out, size_t *n_out, const c
         rc = list_kind(&rows, &n, &cap, state_dir, ENG_KIND_OCIREPO, "ocirepository", err);
     if (rc == 0 && (!kind || strcmp(kind, ENG_KIND_KS) == 0))
         rc = list_kind(&rows, &n, &cap, state_dir, ENG_KIND_KS, "kustomization", err);
+    /* images: "images" lists the three kinds */
+    if (rc == 0 && (!kind || strcmp(kind, IMG_KIND_REPO) == 0 || strcmp(kind, "images") == 0))
+        rc = list_kind(&rows, &n, &cap, state_dir, IMG_KIND_REPO, "imagerepository", err);
+    if (rc == 0 && (!kind || strcmp(kind, IMG_KIND_POLICY) == 0 || strcmp(kind, "images") == 0))
+        rc = list_kind(&rows, &n, &cap, state_dir, IMG_KIND_POLICY, "imagepolicy", err);
+    if (rc == 0 && (!kind || strcmp(kind, IMG_KIND_UPDATE) == 0 || strcmp(kind, "images") == 0))
+        rc = list_kind(&rows, &n, &cap, state_dir, IMG_KIND_UPDATE, "imageupdateautomation", err);
     if (rc < 0) {
         berth_engine_rows_free(rows, n);
         return rc;

@@ -20,6 +20,7 @@
 
 #include "core/core.h"
 #include "engine/internal.h"
+#include "images/reconcile.h"
 
 bool eng_ks_prune_on_removal(const eng_kustomization *ks)
 {
@@ -129,12 +130,21 @@ int eng_keylist_from_state(eng_keylist *out, eng_state *st, berth_error **err)
     char *a = core_sprintf("%s/status/ocirepository", root);
     char *b = core_sprintf("%s/status/kustomization", root);
     char *c = core_sprintf("%s/inventory", root);
+    static const char *const img_kinds[] = {IMG_KIND_REPO, IMG_KIND_POLICY, IMG_KIND_UPDATE};
+    static const char *const img_dirs[] = {"imagerepository", "imagepolicy",
+                                           "imageupdateautomation"};
     size_t cap = 0;
     int rc = 0;
 
     memset(out, 0, sizeof(*out));
     if (!a || !b || !c)
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < 3; i++) { /* images: their status files */
+        char *d = core_sprintf("%s/status/%s", root, img_dirs[i]);
+        rc = d ? scan(out, &cap, d, img_kinds[i], err)
+               : core_error_set(err, BERTH_ENOMEM, "out of memory");
+        core_free(d);
+    }
     if (rc == 0)
         rc = scan(out, &cap, a, ENG_KIND_OCIREPO, err);
     if (rc == 0)
@@ -257,11 +267,42 @@ out:
     return rc;
 }
 
+/* An image object: its status (and suspend override); an ImageRepository's stored tag list,
+ * an automation's work directory. */
+static int gc_image(eng_ctx *ctx, const char *kind, const char *ns, const char *name,
+                    berth_error **err)
+{
+    const char *root = eng_state_path(ctx->state);
+    char *dir = NULL;
+    int rc = 0;
+
+    if (strcmp(kind, IMG_KIND_REPO) == 0)
+        dir = core_sprintf("%s/images/%s/%s", root, ns, name);
+    else if (strcmp(kind, IMG_KIND_UPDATE) == 0)
+        dir = core_sprintf("%s/images/automation/%s/%s", root, ns, name);
+    if (strcmp(kind, IMG_KIND_POLICY) != 0 && !dir)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (dir)
+        rc = core_fs_remove_all(dir, err);
+    core_free(dir);
+    if (rc == 0)
+        rc = forget(ctx, kind, ns, name, err);
+    if (rc == 0) {
+        const char *msg = strcmp(kind, IMG_KIND_REPO) == 0
+                              ? "removed from the config: status and stored tags deleted"
+                              : "removed from the config: status deleted";
+        eng_log("info", "garbage-collected", kind, ns, name, "%s", msg);
+        eng_emit(ctx, "info", kind, ns, name, "GarbageCollected", msg);
+    }
+    return rc;
+}
+
 int eng_gc_object(eng_ctx *ctx, const char *kind, const char *ns, const char *name,
                   berth_error **err)
 {
     int rc = strcmp(kind, ENG_KIND_OCIREPO) == 0 ? gc_source(ctx, ns, name, err)
-                                                 : gc_kustomization(ctx, ns, name, err);
+             : strcmp(kind, ENG_KIND_KS) == 0    ? gc_kustomization(ctx, ns, name, err)
+                                                 : gc_image(ctx, kind, ns, name, err);
     if (rc < 0)
         log_error(kind, ns, name, err ? *err : NULL);
     return rc;

@@ -45,6 +45,7 @@
 #include "engine/internal.h"
 #include "engine/pool.h"
 #include "engine/sched.h"
+#include "images/reconcile.h"
 
 #define DEFAULT_WORKERS 4
 #define MAX_WORKERS 64
@@ -81,13 +82,16 @@ typedef struct job {
     cfg_ref *cfg;
     const eng_config *config;     /* cfg->cfg */
     const eng_ocirepo *repo;      /* the spec reconciled, or */
-    const eng_kustomization *ks;  /* this one; both NULL: garbage collection */
-    eng_item *src;                /* KS: the source item whose consumers_in_flight was raised */
+    const eng_kustomization *ks;  /* this one, or */
+    const void *img;              /* an image kind's; all NULL: garbage collection */
+    eng_item *src;                /* KS, automation: the source item whose consumers_in_flight
+                                     was raised */
     const char *kind, *ns, *name; /* borrowed from item (immutable while it lives) */
     /* results */
     int rc;
     bool ready;
     bool changed;
+    int64_t interval_ms; /* images: the object's interval */
     berth_error *err;
 } job;
 
@@ -159,7 +163,9 @@ static int stall_invalid(eng_state *state, const eng_config *cfg, size_t *n_out,
         json_t *old = NULL, *st = NULL;
         bool known =
             ce->kind && ce->ns && ce->name &&
-            (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 || strcmp(ce->kind, ENG_KIND_KS) == 0);
+            (strcmp(ce->kind, ENG_KIND_OCIREPO) == 0 || strcmp(ce->kind, ENG_KIND_KS) == 0 ||
+             strcmp(ce->kind, IMG_KIND_REPO) == 0 || strcmp(ce->kind, IMG_KIND_POLICY) == 0 ||
+             strcmp(ce->kind, IMG_KIND_UPDATE) == 0);
 
         eng_log("error", "InvalidConfig", ce->kind, ce->ns, ce->name, "%s", ce->text);
         if (!known)
@@ -247,9 +253,11 @@ static void run_job(eng_job *base, void *payload)
         j->rc = eng_source_oci_reconcile(&ctx, j->repo, &j->ready, &j->err);
     else if (j->ks)
         j->rc = eng_kustomization_reconcile(&ctx, j->ks, &j->ready, &j->err);
+    else if (j->img)
+        j->rc = img_reconcile(&ctx, j->kind, j->img, &j->ready, &j->interval_ms, &j->err);
     else
         j->rc = eng_gc_object(&ctx, j->kind, j->ns, j->name, &j->err);
-    if (j->rc < 0 && (j->repo || j->ks))
+    if (j->rc < 0 && (j->repo || j->ks || j->img))
         core_error_wrap(&j->err, "%s \"%s/%s\"", j->kind, j->ns, j->name);
     j->changed = ctx.changed;
 }
@@ -272,8 +280,9 @@ static int dispatch(loop *L, size_t pos, berth_error **err)
     if (!it->removed) {
         j->repo = it->repo;
         j->ks = it->ks;
+        j->img = it->img;
     }
-    if (j->ks && it->source != ENG_SCHED_NONE) {
+    if ((j->ks || j->img) && it->source != ENG_SCHED_NONE) {
         j->src = L->sched.items[it->source];
         j->src->consumers_in_flight++;
     }
@@ -298,7 +307,7 @@ static void complete(loop *L, job *j, int64_t now)
         if (eng_sched_is_parked_idle(j->src)) /* it left the config while this job ran */
             eng_sched_drop(&L->sched, j->src);
     }
-    if (!j->repo && !j->ks) { /* garbage collection */
+    if (!j->repo && !j->ks && !j->img) { /* garbage collection */
         if (j->rc == 0 && it->removed) {
             eng_sched_drop(&L->sched, it);
             goto out;
@@ -330,12 +339,14 @@ static void complete(loop *L, job *j, int64_t now)
     if (j->repo) {
         next =
             j->ready ? j->repo->interval_ms : eng_sched_backoff(it->failures, j->repo->interval_ms);
+    } else if (j->img) { /* images back off as sources do */
+        next = j->ready ? j->interval_ms : eng_sched_backoff(it->failures, j->interval_ms);
     } else {
         next = j->ready
                    ? j->ks->interval_ms
                    : (j->ks->retry_interval_ms > 0 ? j->ks->retry_interval_ms : j->ks->interval_ms);
     }
-    if (once || (!it->repo && !it->ks && !it->removed))
+    if (once || (!it->repo && !it->ks && !it->img && !it->removed))
         it->due_ms = ENG_SCHED_NEVER;
     else if (it->due_ms == ENG_SCHED_NEVER) /* else: changed or woken meanwhile: keep "now" */
         it->due_ms = now + jitter(next);
@@ -473,7 +484,7 @@ static bool control_wake(void *payload, const char *kind, const char *ns, const 
     eng_item *it = eng_sched_find(&L->sched, kind, ns, name);
     int64_t now = core_mono_now();
 
-    if (!it || (!it->repo && !it->ks) || it->removed)
+    if (!it || (!it->repo && !it->ks && !it->img) || it->removed)
         return false;
     it->due_ms = now;
     if (with_source && it->ks && it->source != ENG_SCHED_NONE)
@@ -485,7 +496,7 @@ static size_t count_objects(const eng_sched *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->len; i++)
-        n += s->items[i]->repo || s->items[i]->ks;
+        n += s->items[i]->repo || s->items[i]->ks || s->items[i]->img;
     return n;
 }
 
@@ -508,7 +519,8 @@ static int run_selected(bool *all_ready_out, const berth_engine_opts *opts, eng_
     for (size_t i = 0; i < s.len; i++) { /* in order: the source before its Kustomization */
         eng_item *it = s.items[i];
         bool ready = false, is_src;
-        if (!it->repo && !it->ks)
+        int64_t interval = 0;
+        if (!it->repo && !it->ks && !it->img)
             continue;
         is_src = it->repo && opts->with_source && sel &&
                  strcmp(sel->source_ref.kind, ENG_KIND_OCIREPO) == 0 &&
@@ -521,8 +533,9 @@ static int run_selected(bool *all_ready_out, const berth_engine_opts *opts, eng_
         found = found || !is_src;
         ctx.now_ms = core_wall_now();
         ctx.changed = false;
-        rc = it->repo ? eng_source_oci_reconcile(&ctx, it->repo, &ready, err)
-                      : eng_kustomization_reconcile(&ctx, it->ks, &ready, err);
+        rc = it->repo  ? eng_source_oci_reconcile(&ctx, it->repo, &ready, err)
+             : it->img ? img_reconcile(&ctx, it->kind, it->img, &ready, &interval, err)
+                       : eng_kustomization_reconcile(&ctx, it->ks, &ready, err);
         if (rc < 0) {
             core_error_wrap(err, "%s \"%s/%s\"", it->kind, it->ns, it->name);
             goto out;
@@ -616,6 +629,12 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
             "loaded %zu OCIRepository, %zu Kustomization from %zu file(s) of \"%s\"",
             L.cur->cfg->ocirepos_len, L.cur->cfg->kustomizations_len, L.cur->cfg->files,
             opts->config_path);
+    if (L.cur->cfg->imagerepos_len + L.cur->cfg->imagepolicies_len +
+        L.cur->cfg->imageupdates_len) /* images */
+        eng_log("info", "start", NULL, NULL, NULL,
+                "loaded %zu ImageRepository, %zu ImagePolicy, %zu ImageUpdateAutomation",
+                L.cur->cfg->imagerepos_len, L.cur->cfg->imagepolicies_len,
+                L.cur->cfg->imageupdates_len);
     if ((rc = stall_invalid(L.state, L.cur->cfg, &invalid, err)) < 0)
         goto out;
     if (opts->once && opts->only_name) { /* berth reconcile without a running loop */
@@ -696,7 +715,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     *all_ready_out = invalid == 0 && L.cur->cfg->errors_len == 0 && !L.gc_failed;
     for (size_t i = 0; i < L.sched.len; i++) {
         const eng_item *it = L.sched.items[i];
-        if (it->repo || it->ks)
+        if (it->repo || it->ks || it->img)
             *all_ready_out = *all_ready_out && it->ready;
     }
 out:

@@ -9,6 +9,7 @@
 
 #include "core/core.h"
 #include "engine/internal.h"
+#include "images/reconcile.h"
 
 void eng_sched_init(eng_sched *s)
 {
@@ -154,7 +155,44 @@ static bool in_config(const eng_config *cfg, const char *kind, const char *ns, c
         return true;
     if (strcmp(kind, ENG_KIND_KS) == 0 && eng_config_find_kustomization(cfg, ns, name))
         return true;
+    if (strcmp(kind, IMG_KIND_REPO) == 0 && eng_config_find_imagerepo(cfg, ns, name))
+        return true;
+    if (strcmp(kind, IMG_KIND_POLICY) == 0 && eng_config_find_imagepolicy(cfg, ns, name))
+        return true;
+    if (strcmp(kind, IMG_KIND_UPDATE) == 0 && eng_config_find_imageupdate(cfg, ns, name))
+        return true;
     return eng_config_find_error(cfg, kind, ns, name) != NULL;
+}
+
+/* The static kind string for kind (items keep no copy), or NULL for a kind the loop has not. */
+static const char *static_kind(const char *kind)
+{
+    static const char *const kinds[] = {ENG_KIND_OCIREPO, ENG_KIND_KS, IMG_KIND_REPO,
+                                        IMG_KIND_POLICY, IMG_KIND_UPDATE};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+/* The image object at index j of the image part of the table: repositories, policies, updates. */
+static const void *img_at(const eng_config *cfg, size_t j, const char **kind_out,
+                          const eng_meta **meta_out)
+{
+    const void *obj;
+
+    if (j < cfg->imagerepos_len) {
+        *kind_out = IMG_KIND_REPO;
+        obj = &cfg->imagerepos[j];
+    } else if ((j -= cfg->imagerepos_len) < cfg->imagepolicies_len) {
+        *kind_out = IMG_KIND_POLICY;
+        obj = &cfg->imagepolicies[j];
+    } else {
+        *kind_out = IMG_KIND_UPDATE;
+        obj = &cfg->imageupdates[j - cfg->imagepolicies_len];
+    }
+    *meta_out = img_meta(*kind_out, obj);
+    return obj;
 }
 
 /* Take the old item of meta (marking it taken) or make a new one; point it at the spec. */
@@ -186,7 +224,9 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
                     bool keep_missing, int64_t now, berth_error **err)
 {
     size_t n_old = s->len, n_repo = cfg->ocirepos_len, n_ks = cfg->kustomizations_len;
-    size_t cap = n_repo + n_ks + n_old + n_extra + 1, len = 0;
+    size_t n_img = cfg->imagerepos_len + cfg->imagepolicies_len + cfg->imageupdates_len;
+    size_t n_obj = n_repo + n_ks + n_img;
+    size_t cap = n_obj + n_old + n_extra + 1, len = 0;
     eng_item **sorted = NULL, **nv = NULL, **fresh = NULL;
     size_t *order = NULL, *ks_pos = NULL, **newdeps = NULL, n_fresh = 0;
     bool *taken = NULL;
@@ -211,15 +251,19 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
         qsort(sorted, n_old, sizeof(*sorted), item_ptr_cmp);
 
     /* 1. the objects of cfg, in order */
-    for (size_t i = 0; i < n_repo + n_ks; i++) {
+    for (size_t i = 0; i < n_obj; i++) {
         const eng_ocirepo *r = i < n_repo ? &cfg->ocirepos[i] : NULL;
-        const eng_kustomization *k = r ? NULL : &cfg->kustomizations[order[i - n_repo]];
+        const eng_kustomization *k =
+            !r && i < n_repo + n_ks ? &cfg->kustomizations[order[i - n_repo]] : NULL;
         const char *kind = r ? ENG_KIND_OCIREPO : ENG_KIND_KS;
+        const eng_meta *m = r ? &r->meta : k ? &k->meta : NULL;
         size_t idx = 0;
-        bool existed = sorted_find(sorted, n_old, kind, r ? r->meta.ns : k->meta.ns,
-                                   r ? r->meta.name : k->meta.name, &idx) != NULL &&
-                       !taken[idx];
-        eng_item *it = claim(sorted, taken, n_old, kind, r ? &r->meta : &k->meta, now);
+        bool existed;
+        eng_item *it;
+        if (!m) /* images */
+            (void)img_at(cfg, i - n_repo - n_ks, &kind, &m);
+        existed = sorted_find(sorted, n_old, kind, m->ns, m->name, &idx) != NULL && !taken[idx];
+        it = claim(sorted, taken, n_old, kind, m, now);
         if (!it) {
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;
@@ -262,8 +306,8 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
             known = key_cmp(x->kind, x->ns, x->name, nv[j]->kind, nv[j]->ns, nv[j]->name) == 0;
         if (known)
             continue;
-        if (!(it = item_new(strcmp(x->kind, ENG_KIND_OCIREPO) == 0 ? ENG_KIND_OCIREPO : ENG_KIND_KS,
-                            x->ns, x->name))) {
+        if (!(it = item_new(static_kind(x->kind) ? static_kind(x->kind) : ENG_KIND_KS, x->ns,
+                            x->name))) {
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;
         }
@@ -278,14 +322,30 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
         const eng_kustomization *k = NULL;
         it->repo = NULL;
         it->ks = NULL;
+        it->img = NULL;
         it->source = ENG_SCHED_NONE;
         it->deps_len = 0;
         if (i < n_repo) {
             it->repo = &cfg->ocirepos[i];
             continue;
         }
-        if (i >= n_repo + n_ks) {
+        if (i >= n_obj) {
             it->digest[0] = '\0';
+            continue;
+        }
+        if (i >= n_repo + n_ks) { /* images */
+            const char *kind;
+            const eng_meta *m;
+            it->img = img_at(cfg, i - n_repo - n_ks, &kind, &m);
+            if (strcmp(kind, IMG_KIND_UPDATE) == 0) {
+                const eng_imageupdate *u = it->img;
+                const eng_ocirepo *r =
+                    strcmp(u->source_ref.kind, ENG_KIND_OCIREPO) == 0
+                        ? eng_config_find_ocirepo(cfg, u->source_ref.ns, u->source_ref.name)
+                        : NULL;
+                if (r)
+                    it->source = (size_t)(r - cfg->ocirepos);
+            }
             continue;
         }
         k = it->ks = &cfg->kustomizations[order[i - n_repo]];
@@ -308,7 +368,7 @@ int eng_sched_build(eng_sched *s, const eng_config *cfg, const eng_objkey *extra
     /* 5. commit: free the items nobody keeps */
     for (size_t i = 0; i < n_old; i++) {
         bool kept = false;
-        for (size_t j = n_repo + n_ks; j < len && !kept && !taken[i]; j++)
+        for (size_t j = n_obj; j < len && !kept && !taken[i]; j++)
             kept = nv[j] == sorted[i];
         if (!taken[i] && !kept)
             item_free(sorted[i]);
@@ -334,6 +394,29 @@ out:
     return rc;
 }
 
+/* The rules for an image item at pos (sched.h): its producers (img_consumes) must not be in
+ * flight, nor due when they come earlier in the order; an automation's source likewise. */
+static bool img_can_start(const eng_sched *s, size_t pos, int64_t now)
+{
+    const eng_item *it = s->items[pos];
+
+    if (it->source != ENG_SCHED_NONE && it->source < s->len) {
+        const eng_item *src = s->items[it->source];
+        if (src->in_flight || (src->repo && src->due_ms <= now))
+            return false;
+    }
+    if (strcmp(it->kind, IMG_KIND_REPO) == 0)
+        return true; /* consumes nothing */
+    for (size_t i = 0; i < s->len; i++) {
+        const eng_item *p = s->items[i];
+        if (i == pos || !p->img || !img_consumes(it->kind, it->img, p->kind, p->img))
+            continue;
+        if (p->in_flight || (i < pos && p->due_ms <= now))
+            return false;
+    }
+    return true;
+}
+
 bool eng_sched_can_start(const eng_sched *s, size_t pos, int64_t now)
 {
     const eng_item *it;
@@ -347,6 +430,8 @@ bool eng_sched_can_start(const eng_sched *s, size_t pos, int64_t now)
         return strcmp(it->kind, ENG_KIND_OCIREPO) != 0 || it->consumers_in_flight == 0;
     if (it->repo)
         return it->consumers_in_flight == 0;
+    if (it->img)
+        return img_can_start(s, pos, now);
     if (!it->ks)
         return false;
     if (it->source != ENG_SCHED_NONE && it->source < s->len) {
@@ -375,7 +460,18 @@ size_t eng_sched_wake_consumers(eng_sched *s, size_t pos, int64_t now, bool once
     for (size_t i = 0; i < s->len; i++) {
         eng_item *it = s->items[i];
         bool wake = false;
-        if (!it->ks || (once && it->ran))
+        if (once && it->ran)
+            continue;
+        if ((it->img || it->repo) && (src->img || src->repo)) { /* images */
+            const void *c = it->img ? it->img : (const void *)it->repo;
+            const void *p = src->img ? src->img : (const void *)src->repo;
+            if (i != pos && img_consumes(it->kind, c, src->kind, p) && it->due_ms > now) {
+                it->due_ms = now;
+                woken++;
+            }
+            continue;
+        }
+        if (!it->ks || src->img)
             continue;
         if (src->repo)
             wake = it->source == pos;
@@ -391,7 +487,7 @@ size_t eng_sched_wake_consumers(eng_sched *s, size_t pos, int64_t now, bool once
 
 bool eng_sched_is_parked_idle(const eng_item *item)
 {
-    return !item->repo && !item->ks && !item->removed && !item->in_flight &&
+    return !item->repo && !item->ks && !item->img && !item->removed && !item->in_flight &&
            item->consumers_in_flight == 0;
 }
 

@@ -9,7 +9,8 @@
  * a reload: a job on a worker holds its item's pointer, and a reload keeps the item of an object
  * that stays (matched by kind/namespace/name) with its due time, failures and in-flight flag.
  * The table is ordered: OCIRepositories (config order), then Kustomizations with dependencies
- * first (a cycle falls back to name order), then removed items. Positions (source, deps) are
+ * first (a cycle falls back to name order), then the image kinds (ImageRepositories, then
+ * ImagePolicies, then ImageUpdateAutomations), then removed items. Positions (source, deps) are
  * recomputed by each build.
  *
  * The rules of eng_sched_can_start (design.md "Reconcilers and the loop"):
@@ -21,6 +22,10 @@
  *   - a Kustomization waits while a dependency (dependsOn) is in flight, and while a dependency
  *     that comes earlier in the order is due (a cycle can not deadlock: the wait on "due" only
  *     points backwards in a total order, and in-flight jobs always finish).
+ *   - images: an ImagePolicy waits while its ImageRepository is in flight or due, an
+ *     ImageUpdateAutomation while a policy it selects or its OCIRepository source is (the
+ *     producers come earlier in the order); an OCIRepository waits while an automation reading
+ *     its artifact is in flight, as for a Kustomization.
  */
 #ifndef BERTH_ENGINE_SCHED_H
 #define BERTH_ENGINE_SCHED_H
@@ -36,18 +41,21 @@
 
 /** One object the loop knows. */
 typedef struct eng_item {
-    const char *kind;                 /* ENG_KIND_OCIREPO or ENG_KIND_KS (static strings) */
+    const char *kind;                 /* ENG_KIND_OCIREPO, ENG_KIND_KS, IMG_KIND_* (static) */
     char *ns;                         /* heap */
     char *name;                       /* heap */
     const eng_ocirepo *repo;          /* spec in the current config, or NULL */
     const eng_kustomization *ks;      /* spec in the current config, or NULL */
+    const void *img;                  /* an image kind's spec (eng_imagerepo ...), or NULL */
     char digest[72];                  /* content digest of that spec ("" when none) */
-    size_t source;                    /* KS: position of its OCIRepository, or ENG_SCHED_NONE */
+    size_t source;                    /* KS, ImageUpdateAutomation: position of its OCIRepository,
+                                         or ENG_SCHED_NONE */
     size_t *deps;                     /* KS: positions of its dependsOn items that exist */
     size_t deps_len;                  /* number of deps */
     int64_t due_ms;                   /* monotonic; ENG_SCHED_NEVER: not scheduled */
     unsigned int failures;            /* consecutive failed jobs (backoff) */
-    unsigned int consumers_in_flight; /* OCIRepository: Kustomization jobs reading it now */
+    unsigned int consumers_in_flight; /* OCIRepository: Kustomization or automation jobs reading
+                                         it now */
     bool in_flight;                   /* a job of this item runs on a worker */
     bool ready;                       /* the last reconcile ended Ready (or suspended) */
     bool ran;                         /* a job of this item finished since the start */
@@ -96,8 +104,10 @@ bool eng_sched_can_start(const eng_sched *s, size_t pos, int64_t now);
 
 /**
  * After a job of the item at pos produced a new artifact (OCIRepository) or applied a new
- * revision (Kustomization): its consumers (the Kustomizations reading the source, the
- * dependents of the Kustomization) become due at now. With once, consumers that already ran
+ * revision (Kustomization), new tags, a new latest reference or a publication (image kinds): its
+ * consumers (the Kustomizations and automations reading the source, the dependents of the
+ * Kustomization, a repository's policies, a policy's automations, the OCIRepositories an
+ * automation publishes to) become due at now. With once, consumers that already ran
  * are left alone. Returns how many were woken.
  */
 size_t eng_sched_wake_consumers(eng_sched *s, size_t pos, int64_t now, bool once);

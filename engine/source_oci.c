@@ -97,7 +97,7 @@ static int write_secret_file(char **path_out, const char *dir, const char *file,
 }
 
 /* Wipe and remove the credential files of tmpdir, then tmpdir. */
-static void remove_secret_dir(char *tmpdir)
+void eng_registry_tmp_remove(char *tmpdir)
 {
     static const char *const files[] = {"config.json", "ca.crt", "tls.crt", "tls.key"};
     berth_error *e = NULL;
@@ -120,46 +120,58 @@ static void remove_secret_dir(char *tmpdir)
 static int client_new(berth_oci_client **out, char **tmpdir_out, bool *borrowed_out, eng_ctx *ctx,
                       const eng_ocirepo *repo, berth_error **err)
 {
-    berth_oci_client_opts o = BERTH_OCI_CLIENT_OPTS_INIT;
-    char *cfg = NULL, *ca = NULL, *crt = NULL, *key = NULL, *tmp = NULL;
-    const eng_secret *s;
-    const eng_kv *kv;
-    int rc = 0;
-
+    *tmpdir_out = NULL;
     if (repo->provider && strcmp(repo->provider, "generic") != 0)
         return core_error_set(err, BERTH_EUNSUPPORTED, "provider \"%s\" is not supported yet",
                               repo->provider);
     if (repo->proxy_secret_ref || repo->service_account_name)
         return core_error_set(err, BERTH_EUNSUPPORTED, "%s is not supported yet",
                               repo->proxy_secret_ref ? "proxySecretRef" : "serviceAccountName");
-    o.insecure = repo->insecure;
+    return eng_registry_client_new(out, tmpdir_out, borrowed_out, ctx, repo->meta.ns,
+                                   repo->secret_ref, repo->cert_secret_ref, repo->insecure,
+                                   repo->timeout_ms, err);
+}
+
+int eng_registry_client_new(berth_oci_client **out, char **tmpdir_out, bool *borrowed_out,
+                            eng_ctx *ctx, const char *ns, const char *secret_ref,
+                            const char *cert_secret_ref, bool insecure, int64_t timeout_ms,
+                            berth_error **err)
+{
+    berth_oci_client_opts o = BERTH_OCI_CLIENT_OPTS_INIT;
+    char *cfg = NULL, *ca = NULL, *crt = NULL, *key = NULL, *tmp = NULL;
+    const eng_secret *s;
+    const eng_kv *kv;
+    int rc = 0;
+
+    o.insecure = insecure;
     o.debug = ctx->debug;
     o.max_retries = 2;
-    o.timeout_ms = repo->timeout_ms; /* bounds the whole reconcile's traffic (§2.1 timeout) */
-    if (repo->secret_ref || repo->cert_secret_ref) {
+    o.timeout_ms = timeout_ms; /* bounds the whole reconcile's traffic (§2.1 timeout) */
+    if (borrowed_out)
+        *borrowed_out = false;
+    if (secret_ref || cert_secret_ref) {
         if ((rc = core_fs_mkdtemp(&tmp, eng_state_path(ctx->state), ".creds-", err)) < 0)
             goto out;
     }
-    if (repo->secret_ref) {
-        if (!(s = eng_config_find_secret(ctx->cfg, repo->meta.ns, repo->secret_ref))) {
-            rc = core_error_set(err, BERTH_ENOTFOUND, "secret \"%s/%s\" not found", repo->meta.ns,
-                                repo->secret_ref);
+    if (secret_ref) {
+        if (!(s = eng_config_find_secret(ctx->cfg, ns, secret_ref))) {
+            rc = core_error_set(err, BERTH_ENOTFOUND, "secret \"%s/%s\" not found", ns, secret_ref);
             goto out;
         }
         if (!(kv = eng_kv_find(s->data, s->data_len, ".dockerconfigjson"))) {
-            rc = core_error_set(err, BERTH_EINVAL,
-                                "secret \"%s/%s\" has no \".dockerconfigjson\" key", repo->meta.ns,
-                                repo->secret_ref);
+            rc =
+                core_error_set(err, BERTH_EINVAL,
+                               "secret \"%s/%s\" has no \".dockerconfigjson\" key", ns, secret_ref);
             goto out;
         }
         if ((rc = write_secret_file(&cfg, tmp, "config.json", kv, err)) < 0)
             goto out;
         o.docker_config = cfg;
     }
-    if (repo->cert_secret_ref) {
-        if (!(s = eng_config_find_secret(ctx->cfg, repo->meta.ns, repo->cert_secret_ref))) {
-            rc = core_error_set(err, BERTH_ENOTFOUND, "secret \"%s/%s\" not found", repo->meta.ns,
-                                repo->cert_secret_ref);
+    if (cert_secret_ref) {
+        if (!(s = eng_config_find_secret(ctx->cfg, ns, cert_secret_ref))) {
+            rc = core_error_set(err, BERTH_ENOTFOUND, "secret \"%s/%s\" not found", ns,
+                                cert_secret_ref);
             goto out;
         }
         if ((kv = eng_kv_find(s->data, s->data_len, "ca.crt")) &&
@@ -174,7 +186,7 @@ static int client_new(berth_oci_client **out, char **tmpdir_out, bool *borrowed_
         if (!crt != !key) {
             rc = core_error_set(err, BERTH_EINVAL,
                                 "secret \"%s/%s\" must hold both tls.crt and tls.key or neither",
-                                repo->meta.ns, repo->cert_secret_ref);
+                                ns, cert_secret_ref);
             goto out;
         }
         o.ca_file = ca;
@@ -183,7 +195,7 @@ static int client_new(berth_oci_client **out, char **tmpdir_out, bool *borrowed_
         if (ca || crt)
             o.insecure = false; /* a cert secret keeps TLS verification on (§2.1) */
     }
-    if (!tmp && ctx->clients) {
+    if (!tmp && ctx->clients && borrowed_out) {
         rc = eng_clients_get(out, ctx->clients, &o, err);
         *borrowed_out = rc == 0;
     } else {
@@ -195,7 +207,7 @@ out:
     core_free(crt);
     core_free(key);
     if (rc < 0) {
-        remove_secret_dir(tmp);
+        eng_registry_tmp_remove(tmp);
         tmp = NULL;
     }
     *tmpdir_out = tmp;
@@ -636,7 +648,7 @@ status:
 out:
     berth_error_free(e);
     core_free(f.message);
-    remove_secret_dir(tmpdir);
+    eng_registry_tmp_remove(tmpdir);
     if (!borrowed)
         berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);

@@ -2109,25 +2109,24 @@ out:
     return rc;
 }
 
-int berth_oci_tags_list(char ***tags_out, size_t *n_out, berth_oci_client *c,
-                        const berth_oci_ref *repo, int page_size, berth_error **err)
+int berth_oci_tags_each(berth_oci_client *c, const berth_oci_ref *repo, int page_size,
+                        berth_oci_tags_fn fn, void *payload, berth_error **err)
 {
-    char **tags = NULL;
-    size_t ntags = 0, cap = 0;
+    const char **page_tags = NULL;
+    size_t page_cap = 0;
     char *name = NULL, *next = NULL;
     oci_call call;
     json_t *root = NULL;
     int rc = 0;
 
-    BERTH_ARG_CHECK(tags_out && n_out && c && repo && repo->repository);
-    *tags_out = NULL;
-    *n_out = 0;
+    BERTH_ARG_CHECK(c && repo && repo->repository && fn);
     call_init(&call, "GET", api_host(repo));
     if (!(name = ref_name(repo, NULL))) {
         rc = oom(err);
         goto out;
     }
     for (int page = 0; page < PAGES_MAX; page++) {
+        size_t n = 0;
         call_dispose(&call);
         call_init(&call, "GET", api_host(repo));
         call.repo = repo->repository;
@@ -2172,26 +2171,22 @@ int berth_oci_tags_list(char ***tags_out, size_t *n_out, berth_oci_client *c,
                                 name);
             goto out;
         }
-        for (size_t i = 0; json_is_array(arr) && i < json_array_size(arr); i++) {
-            const char *t = json_string_value(json_array_get(arr, i));
-            if (!t)
-                continue;
-            if (ntags == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                char **nv = core_realloc(tags, ncap * sizeof(*nv));
-                if (!nv) {
-                    rc = oom(err);
-                    goto out;
-                }
-                tags = nv;
-                cap = ncap;
-            }
-            if (!(tags[ntags] = core_strdup(t))) {
+        if (json_is_array(arr) && json_array_size(arr) > page_cap) {
+            const char **nv = core_realloc(page_tags, json_array_size(arr) * sizeof(*nv));
+            if (!nv) {
                 rc = oom(err);
                 goto out;
             }
-            ntags++;
+            page_tags = nv;
+            page_cap = json_array_size(arr);
         }
+        for (size_t i = 0; json_is_array(arr) && i < json_array_size(arr); i++) {
+            const char *t = json_string_value(json_array_get(arr, i));
+            if (t)
+                page_tags[n++] = t;
+        }
+        if (n && (rc = fn(payload, page_tags, n, err)) < 0)
+            goto out;
         char *nu = NULL;
         if ((rc = next_page_url(&nu, &call, err)) < 0) {
             rc = core_error_wrap(err, "listing tags of \"%s\"", name);
@@ -2205,20 +2200,59 @@ int berth_oci_tags_list(char ***tags_out, size_t *n_out, berth_oci_client *c,
         next = nu;
         call.url = NULL; /* points at the old next: not used again */
     }
-    *tags_out = tags;
-    *n_out = ntags;
-    tags = NULL;
 out:
-    if (tags) {
-        for (size_t i = 0; i < ntags; i++)
-            core_free(tags[i]);
-        core_free(tags);
-    }
+    core_free(page_tags);
     json_decref(root);
     call_dispose(&call);
     core_free(next);
     core_free(name);
     return rc;
+}
+
+/* berth_oci_tags_list's page sink: append copies to a growing array. */
+typedef struct tags_acc {
+    char **tags;
+    size_t n, cap;
+} tags_acc;
+
+static int tags_collect(void *payload, const char *const *tags, size_t n, berth_error **err)
+{
+    tags_acc *a = payload;
+
+    for (size_t i = 0; i < n; i++) {
+        if (a->n == a->cap) {
+            size_t ncap = a->cap ? a->cap * 2 : 64;
+            char **nv = core_realloc(a->tags, ncap * sizeof(*nv));
+            if (!nv)
+                return oom(err);
+            a->tags = nv;
+            a->cap = ncap;
+        }
+        if (!(a->tags[a->n] = core_strdup(tags[i])))
+            return oom(err);
+        a->n++;
+    }
+    return 0;
+}
+
+int berth_oci_tags_list(char ***tags_out, size_t *n_out, berth_oci_client *c,
+                        const berth_oci_ref *repo, int page_size, berth_error **err)
+{
+    tags_acc a = {.tags = NULL};
+    int rc;
+
+    BERTH_ARG_CHECK(tags_out && n_out && c && repo && repo->repository);
+    *tags_out = NULL;
+    *n_out = 0;
+    if ((rc = berth_oci_tags_each(c, repo, page_size, tags_collect, &a, err)) < 0) {
+        for (size_t i = 0; i < a.n; i++)
+            core_free(a.tags[i]);
+        core_free(a.tags);
+        return rc;
+    }
+    *tags_out = a.tags;
+    *n_out = a.n;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ referrers */

@@ -93,10 +93,11 @@ BERTH_EXTERN int berth_engine_run(bool *all_ready_out, const berth_engine_opts *
 
 /** One object's status, as `berth get` prints it. Strings are heap. */
 typedef struct berth_engine_row {
-    char *kind; /* "OCIRepository", "Kustomization" */
+    char *kind; /* "OCIRepository", "Kustomization", "ImageRepository", ... */
     char *ns;
     char *name;
-    char *revision; /* artifact.revision or lastAppliedRevision; "" when none */
+    char *revision; /* artifact.revision, lastAppliedRevision, "N tags" (ImageRepository),
+                       "image:tag" (ImagePolicy), lastPublishedRevision (automation); "" none */
     bool suspended;
     char *ready;       /* "True", "False", "Unknown" */
     char *reason;      /* of the Ready condition, "" when none */
@@ -105,10 +106,12 @@ typedef struct berth_engine_row {
 } berth_engine_row;
 
 /**
- * Read the status files of state_dir for kind ("OCIRepository", "Kustomization", or NULL for
- * both) into *rows_out (sorted by kind, namespace, name; free with berth_engine_rows_free).
- * A state dir without status is an empty list. Returns 0, BERTH_EIO, BERTH_EINVAL (a status
- * file that is not JSON: the message names it) or BERTH_ENOMEM. Takes no lock.
+ * Read the status files of state_dir for kind ("OCIRepository", "Kustomization",
+ * "ImageRepository", "ImagePolicy", "ImageUpdateAutomation", "images" for the three image kinds,
+ * or NULL for all) into *rows_out (sorted by kind, namespace, name; free with
+ * berth_engine_rows_free). A state dir without status is an empty list. Returns 0, BERTH_EIO,
+ * BERTH_EINVAL (a status file that is not JSON: the message names it) or BERTH_ENOMEM. Takes no
+ * lock.
  */
 BERTH_EXTERN int berth_engine_status_list(berth_engine_row **rows_out, size_t *n_out,
                                           const char *state_dir, const char *kind,
@@ -122,7 +125,8 @@ BERTH_EXTERN void berth_engine_rows_free(berth_engine_row *rows, size_t n);
  *   POST /v1/reconcile/{kind}/{namespace}/{name}     make the object due now
  *   POST /v1/suspend/{kind}/{namespace}/{name}       set the suspend override, then as reconcile
  *   POST /v1/resume/{kind}/{namespace}/{name}        clear it, then as reconcile
- * kind is "OCIRepository" or "Kustomization"; "?withSource=true" on a Kustomization's reconcile
+ * kind is "OCIRepository", "Kustomization", "ImageRepository", "ImagePolicy" or
+ * "ImageUpdateAutomation"; "?withSource=true" on a Kustomization's reconcile
  * also makes its OCIRepository due. Answers: 202 (accepted), 404 (no such object or path), 400,
  * 405. ---- */
 

@@ -227,6 +227,16 @@ BERTH_EXTERN int berth_oci_blob_delete(berth_oci_client *c, const berth_oci_ref 
  * *tags_out is a heap array of heap strings: free with berth_strv_free. */
 BERTH_EXTERN int berth_oci_tags_list(char ***tags_out, size_t *n_out, berth_oci_client *c,
                                      const berth_oci_ref *repo, int page_size, berth_error **err);
+/** Receives one page of tags (borrowed for the call); return 0 or a negative code to stop. */
+typedef int (*berth_oci_tags_fn)(void *payload, const char *const *tags, size_t n,
+                                 berth_error **err);
+/**
+ * Stream the tags of repo's repository page by page (pages of page_size; 0: 1000), following
+ * Link pagination, so that memory holds one page at a time. fn's error ends the walk and is
+ * returned as is.
+ */
+BERTH_EXTERN int berth_oci_tags_each(berth_oci_client *c, const berth_oci_ref *repo, int page_size,
+                                     berth_oci_tags_fn fn, void *payload, berth_error **err);
 BERTH_EXTERN void berth_strv_free(char **v, size_t n);
 
 /**

@@ -1,4 +1,5 @@
 /* Unit tests for core/: errors, buffers, atomic files, safe paths, base64, time. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,59 @@ static void fs_write_atomic_replaces_whole_file(void **state)
     berth_buf_dispose(&b);
     assert_int_equal(core_fs_remove_all(dir, NULL), 0);
     assert_false(core_fs_exists(dir));
+    core_free(path);
+    core_free(dir);
+}
+
+/* The number of entries of dir other than "." and "..". */
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)))
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void fs_atomic_stream_keeps_the_old_file_until_commit(void **state)
+{
+    (void)state;
+    char *dir = NULL;
+    core_fs_atomic a;
+    berth_buf b = BERTH_BUF_INIT;
+    assert_int_equal(core_fs_mkdtemp(&dir, "/tmp", "berth-core-test-", NULL), 0);
+    char *path = core_sprintf("%s/tags", dir);
+    assert_int_equal(core_fs_write_atomic(path, "old\n", 4, 0600, NULL), 0);
+
+    /* aborted: the old file stays, no temp file is left */
+    assert_int_equal(core_fs_atomic_open(&a, path, 0600, NULL), 0);
+    assert_int_equal(core_fs_atomic_write(&a, "a\n", 2, NULL), 0);
+    assert_int_equal(dir_entries(dir), 2); /* tags and the temp */
+    core_fs_atomic_abort(&a);
+    core_fs_atomic_abort(&a); /* twice is harmless */
+    assert_int_equal(dir_entries(dir), 1);
+    assert_int_equal(core_fs_read_file(&b, path, 0, NULL), 0);
+    assert_string_equal(b.ptr, "old\n");
+    berth_buf_clear(&b);
+
+    /* committed in pieces: the new content replaces the file whole */
+    assert_int_equal(core_fs_atomic_open(&a, path, 0640, NULL), 0);
+    assert_int_equal(core_fs_atomic_write(&a, "a\n", 2, NULL), 0);
+    assert_int_equal(core_fs_atomic_write(&a, "b\n", 2, NULL), 0);
+    assert_int_equal(core_fs_atomic_commit(&a, NULL), 0);
+    core_fs_atomic_abort(&a); /* after a commit: does nothing */
+    assert_int_equal(dir_entries(dir), 1);
+    assert_int_equal(core_fs_read_file(&b, path, 0, NULL), 0);
+    assert_string_equal(b.ptr, "a\nb\n");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+
+    berth_buf_dispose(&b);
+    assert_int_equal(core_fs_remove_all(dir, NULL), 0);
     core_free(path);
     core_free(dir);
 }
@@ -263,6 +317,7 @@ int main(void)
         cmocka_unit_test(buf_refuses_growth_past_ceiling),
         cmocka_unit_test(buf_printf_appends),
         cmocka_unit_test(fs_write_atomic_replaces_whole_file),
+        cmocka_unit_test(fs_atomic_stream_keeps_the_old_file_until_commit),
         cmocka_unit_test(fs_read_file_refuses_over_ceiling_naming_file),
         cmocka_unit_test(fs_read_missing_file_is_not_found),
         cmocka_unit_test(fs_relpath_refuses_escapes),

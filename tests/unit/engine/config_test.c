@@ -659,6 +659,170 @@ static void duration_formats_like_go(void **state)
     }
 }
 
+/* ---- image.toolkit.fluxcd.io kinds ---- */
+
+static const char image_kinds_yaml[] =
+    "apiVersion: image.toolkit.fluxcd.io/v1\n"
+    "kind: ImageRepository\n"
+    "metadata: {name: app, namespace: apps}\n"
+    "spec:\n"
+    "  image: 127.0.0.1:5000/team/app\n"
+    "  interval: 5m\n"
+    "  exclusionList: ['^.*\\.sig$', '^rc-']\n"
+    "  secretRef: {name: regcred}\n"
+    "  insecure: true\n"
+    "---\n"
+    "apiVersion: image.toolkit.fluxcd.io/v1\n"
+    "kind: ImagePolicy\n"
+    "metadata: {name: app, namespace: apps}\n"
+    "spec:\n"
+    "  imageRepositoryRef: {name: app}\n"
+    "  filterTags: {pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts'}\n"
+    "  policy: {numerical: {order: desc}}\n"
+    "  digestReflectionPolicy: IfNotPresent\n"
+    "---\n"
+    "apiVersion: image.toolkit.fluxcd.io/v1\n"
+    "kind: ImageUpdateAutomation\n"
+    "metadata: {name: fleet, namespace: apps}\n"
+    "spec:\n"
+    "  interval: 1m\n"
+    "  sourceRef: {kind: OCIRepository, name: fleet-src}\n"
+    "  update: {path: ./clusters/edge, strategy: Setters}\n"
+    "  policySelector: {matchLabels: {team: a}}\n"
+    "  publish:\n"
+    "    url: oci://127.0.0.1:5000/fleet/config:latest\n"
+    "    signingKey: {secretRef: {name: cosign}}\n";
+
+static void config_image_kinds_read_every_field(void **state)
+{
+    (void)state;
+    eng_config *cfg = parse(image_kinds_yaml);
+    const eng_imagerepo *r = eng_config_find_imagerepo(cfg, "apps", "app");
+    const eng_imagepolicy *p = eng_config_find_imagepolicy(cfg, "apps", "app");
+    const eng_imageupdate *u = eng_config_find_imageupdate(cfg, "apps", "fleet");
+
+    for (size_t i = 0; i < cfg->errors_len; i++)
+        print_message("error: %s\n", cfg->errors[i].text);
+    assert_int_equal(cfg->errors_len, 0);
+    assert_non_null(r);
+    assert_string_equal(r->image, "127.0.0.1:5000/team/app");
+    assert_int_equal(r->interval_ms, 300000);
+    assert_int_equal(r->timeout_ms, 300000); /* defaults to the interval */
+    assert_string_equal(r->secret_ref, "regcred");
+    assert_string_equal(r->provider, "generic");
+    assert_true(r->insecure);
+    assert_int_equal(json_array_size(r->exclusion_list), 2);
+    assert_string_equal(json_string_value(json_array_get(r->exclusion_list, 1)), "^rc-");
+    assert_non_null(p);
+    assert_string_equal(p->repo_ref.name, "app");
+    assert_string_equal(p->repo_ref.ns, "apps");
+    assert_true(p->has_num);
+    assert_false(p->has_alpha);
+    assert_null(p->semver_range);
+    assert_string_equal(p->num_order, "desc");
+    assert_string_equal(p->filter_extract, "$ts");
+    assert_int_equal(p->digest_reflection, ENG_DIGEST_IF_NOT_PRESENT);
+    assert_non_null(u);
+    assert_string_equal(u->source_ref.kind, "OCIRepository");
+    assert_string_equal(u->source_ref.ns, "apps");
+    assert_string_equal(u->update_path, "./clusters/edge");
+    assert_string_equal(u->publish_url, "oci://127.0.0.1:5000/fleet/config:latest");
+    assert_string_equal(u->publish_key_ref, "cosign");
+    assert_string_equal(jstr(u->policy_selector, "team"), "a");
+    eng_config_free(cfg);
+}
+
+static void config_image_policy_needs_exactly_one_policy(void **state)
+{
+    (void)state;
+    eng_config *cfg =
+        parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: p}\n"
+              "spec:\n  imageRepositoryRef: {name: r}\n"
+              "  policy:\n    semver: {range: '>=1.0.0'}\n    alphabetical: {order: asc}\n");
+    const eng_config_error *e = only_error(cfg);
+    assert_contains(e->text, "inline.yaml:7:");
+    assert_contains(e->text, "ImagePolicy/default/p");
+    assert_contains(e->message, "exactly one of semver, alphabetical, numerical");
+    assert_int_equal(cfg->imagepolicies_len, 0);
+    eng_config_free(cfg);
+}
+
+static void config_image_policy_bad_range_and_pattern_are_load_errors(void **state)
+{
+    (void)state;
+    eng_config *cfg =
+        parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: p}\n"
+              "spec:\n  imageRepositoryRef: {name: r}\n  policy: {semver: {range: '>=x.y'}}\n");
+    const eng_config_error *e = only_error(cfg);
+    assert_contains(e->message, "spec.policy.semver.range");
+    assert_contains(e->message, ">=x.y");
+    eng_config_free(cfg);
+    cfg = parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: p}\n"
+                "spec:\n  imageRepositoryRef: {name: r}\n  policy: {alphabetical: {}}\n"
+                "  filterTags: {pattern: '(unclosed'}\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "spec.filterTags.pattern");
+    eng_config_free(cfg);
+}
+
+static void config_image_repository_refuses_a_tag_and_unknown_fields(void **state)
+{
+    (void)state;
+    eng_config *cfg =
+        parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: r}\n"
+              "spec:\n  image: reg.example/app:1.0\n  interval: 1m\n");
+    const eng_config_error *e = only_error(cfg);
+    assert_contains(e->text, "inline.yaml:5:");
+    assert_contains(e->message, "must not contain a tag or digest");
+    eng_config_free(cfg);
+    cfg = parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: "
+                "r}\nspec:\n  image: reg.example:5000/app\n  interval: 1m\n  scanAll: true\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "unknown field \"spec.scanAll\"");
+    eng_config_free(cfg);
+    cfg = parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: "
+                "r}\nspec:\n  image: reg.example:5000/app\n  interval: 1m\n"
+                "  exclusionList: ['(bad']\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "spec.exclusionList[0]");
+    eng_config_free(cfg);
+}
+
+static void config_image_update_git_output_says_the_adapter_is_missing(void **state)
+{
+    (void)state;
+    eng_config *cfg = parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\n"
+                            "metadata: {name: u, namespace: flux-system}\n"
+                            "spec:\n  interval: 1m\n  sourceRef: {kind: OCIRepository, name: s}\n"
+                            "  git:\n    commit: {author: {name: bot, email: bot@example.com}}\n");
+    const eng_config_error *e = only_error(cfg);
+    assert_int_equal(e->code, BERTH_EUNSUPPORTED);
+    assert_contains(e->text, "inline.yaml:8:"); /* the value under spec.git */
+    assert_contains(e->text, "ImageUpdateAutomation/flux-system/u");
+    assert_contains(e->message, "Git output needs the Git adapter, not yet available");
+    eng_config_free(cfg);
+    cfg = parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\n"
+                "metadata: {name: u}\nspec:\n  interval: 1m\n"
+                "  sourceRef: {kind: GitRepository, name: s}\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "GitRepository source needs the Git adapter");
+    eng_config_free(cfg);
+    cfg = parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\n"
+                "metadata: {name: u}\nspec:\n  interval: 1m\n"
+                "  sourceRef: {kind: OCIRepository, name: s}\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "missing required field \"spec.publish\"");
+    eng_config_free(cfg);
+    cfg =
+        parse("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\n"
+              "metadata: {name: u}\nspec:\n  interval: 1m\n"
+              "  sourceRef: {kind: OCIRepository, name: s}\n"
+              "  publish: {url: 'oci://reg.example/fleet', signingKey: {secretRef: {name: k}}}\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "must be oci://HOST/REPO:TAG");
+    eng_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +845,11 @@ int main(void)
         cmocka_unit_test(config_syntax_error_keeps_earlier_objects_and_marks_incomplete),
         cmocka_unit_test(config_error_in_a_list_item_names_its_index),
         cmocka_unit_test(config_repeated_key_is_an_error),
+        cmocka_unit_test(config_image_kinds_read_every_field),
+        cmocka_unit_test(config_image_policy_needs_exactly_one_policy),
+        cmocka_unit_test(config_image_policy_bad_range_and_pattern_are_load_errors),
+        cmocka_unit_test(config_image_repository_refuses_a_tag_and_unknown_fields),
+        cmocka_unit_test(config_image_update_git_output_says_the_adapter_is_missing),
         cmocka_unit_test(config_values_are_type_checked),
         cmocka_unit_test(config_names_and_namespaces_are_validated),
         cmocka_unit_test(config_ocirepository_url_and_timeout_follow_the_crd),
