@@ -35,14 +35,21 @@ int cli_run(int argc, char **argv)
          .help = "artifacts, status, inventories and events"},
         {.name = "target",
          .kind = CLI_STR,
-         .meta = "dir:PATH",
-         .help = "where Kustomizations apply (default dir:<state-dir>/target)"},
+         .meta = "dir:PATH|kube",
+         .help = "where Kustomizations apply: a directory, or the Kubernetes cluster of the "
+                 "kubeconfig (default dir:<state-dir>/target)"},
+        {.name = "kubeconfig",
+         .kind = CLI_STR,
+         .meta = "PATH",
+         .help = "with --target=kube (default $KUBECONFIG, in-cluster, ~/.kube/config)"},
+        {.name = "context", .kind = CLI_STR, .meta = "NAME", .help = "kubeconfig context"},
         {.name = "once", .kind = CLI_BOOL, .help = "reconcile everything once and exit"},
         CLI_FLAGS_COMMON,
         CLI_FLAG_END,
     };
     cli_cmd cmd = {.path = "berth run",
-                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH] [--once]",
+                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH|kube] "
+                            "[--kubeconfig=PATH] [--context=NAME] [--once]",
                    .summary = "Run the GitOps engine: OCIRepository -> Kustomization -> target.",
                    .details = "Logs (logfmt) go to stderr. With --once the exit status is 0 when "
                               "every object is Ready, else 1.",
@@ -66,6 +73,8 @@ int cli_run(int argc, char **argv)
     opts.config_path = cli_str(&cmd, "config");
     opts.state_dir = cli_str(&cmd, "state-dir");
     opts.target = cli_str(&cmd, "target");
+    opts.kubeconfig = cli_str(&cmd, "kubeconfig");
+    opts.kube_context = cli_str(&cmd, "context");
     opts.once = cli_bool(&cmd, "once");
     opts.debug = cli_bool(&cmd, "debug");
     opts.stop = &stop_flag;

@@ -25,6 +25,7 @@
 
 #include "core/core.h"
 #include "engine/internal.h"
+#include "engine/kube.h"
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -333,9 +334,9 @@ static bool only_selected(const berth_engine_opts *opts, const eng_config *cfg, 
            strcmp(k->source_ref.ns, m->ns) == 0 && strcmp(k->source_ref.name, m->name) == 0;
 }
 
-static int parse_target(eng_target **out, const char *spec, const char *state_dir,
-                        berth_error **err)
+static int parse_target(eng_target **out, const berth_engine_opts *opts, berth_error **err)
 {
+    const char *spec = opts->target, *state_dir = opts->state_dir;
     char *dir;
     int rc;
 
@@ -346,9 +347,11 @@ static int parse_target(eng_target **out, const char *spec, const char *state_di
         core_free(dir);
         return rc;
     }
+    if (strcmp(spec, "kube") == 0)
+        return eng_target_kube_new(out, opts->kubeconfig, opts->kube_context, err);
     if (!core_str_has_prefix(spec, "dir:") || !spec[4])
-        return core_error_set(err, BERTH_EINVAL, "target \"%s\" is not supported (want dir:PATH)",
-                              spec);
+        return core_error_set(err, BERTH_EINVAL,
+                              "target \"%s\" is not supported (want dir:PATH or kube)", spec);
     return eng_target_dir_new(out, spec + 4, err);
 }
 
@@ -372,7 +375,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
                               opts->version);
     if ((rc = eng_state_open(&state, opts->state_dir, NULL, err)) < 0)
         goto out;
-    if ((rc = parse_target(&target, opts->target, opts->state_dir, err)) < 0)
+    if ((rc = parse_target(&target, opts, err)) < 0)
         goto out;
     if ((rc = eng_config_load(&cfg, opts->config_path, err)) < 0)
         goto out;

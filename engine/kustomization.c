@@ -23,6 +23,7 @@
 #define R_BUILD "BuildFailed"
 #define R_ARTIFACT "ArtifactFailed"
 #define R_DEPENDENCY "DependencyNotReady"
+#define R_HEALTH "HealthCheckFailed"
 
 /* The path inside the artifact, relative ("." for the root). */
 static const char *rel_path(const char *p)
@@ -192,11 +193,18 @@ static int apply(eng_inventory *inv, char **changes_out, eng_ctx *ctx, const eng
     eng_plan plan, pruned;
     eng_inventory stale = ENG_INVENTORY_INIT;
     berth_buf text = BERTH_BUF_INIT;
+    eng_target_scope scope = {.ks_ns = ks->meta.ns,
+                              .ks_name = ks->meta.name,
+                              .service_account = ks->service_account_name,
+                              .force = ks->force,
+                              .timeout_ms = ks->timeout_ms};
     int rc;
 
     eng_plan_init(&plan);
     eng_plan_init(&pruned);
     eng_inventory_init(inv);
+    if ((rc = eng_target_set_scope(ctx->target, &scope, err)) < 0)
+        goto out;
     if ((rc = eng_target_plan(ctx->target, &plan, objects, old, err)) < 0)
         goto out;
     if (eng_plan_drift_count(&plan) > 0)
@@ -233,6 +241,48 @@ out:
     eng_inventory_dispose(&stale);
     eng_plan_dispose(&plan);
     eng_plan_dispose(&pruned);
+    return rc;
+}
+
+/*
+ * Health (engine.md §4): with wait every applied object, else the healthChecks entries (an
+ * empty apiVersion is apps/v1). *msg_out (heap) is set when they are not healthy in time.
+ */
+static int check_health(char **msg_out, eng_ctx *ctx, const eng_kustomization *ks,
+                        const json_t *objects, berth_error **err)
+{
+    eng_health h = {.healthy = true};
+    json_t *list = NULL;
+    int64_t start = core_mono_now();
+    int rc = 0;
+
+    *msg_out = NULL;
+    if (!ks->wait && ks->health_checks_len == 0)
+        return 0;
+    if (ks->wait) {
+        list = json_incref((json_t *)(uintptr_t)objects);
+    } else if ((list = json_array())) {
+        for (size_t i = 0; i < ks->health_checks_len && rc == 0; i++) {
+            const eng_objref *r = &ks->health_checks[i];
+            json_t *o = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion",
+                                  r->api_version && r->api_version[0] ? r->api_version : "apps/v1",
+                                  "kind", r->kind ? r->kind : "", "metadata", "name", r->name);
+            if (!o ||
+                (r->ns && json_object_set_new(json_object_get(o, "metadata"), "namespace",
+                                              json_string(r->ns)) < 0) ||
+                json_array_append_new(list, o) < 0)
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        }
+    }
+    if (!list)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = eng_target_health(ctx->target, &h, list, err)) == 0 && !h.healthy &&
+        !(*msg_out = core_sprintf("health check failed after %.1fs: %s",
+                                  (double)(core_mono_now() - start) / 1000.0,
+                                  h.message ? h.message : "not ready")))
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    eng_health_dispose(&h);
+    json_decref(list);
     return rc;
 }
 
@@ -333,12 +383,6 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     if (!inventory_equal(&inv, &old_inv) &&
         (rc = eng_state_inventory_write(ctx->state, ns, name, &inv, err)) < 0)
         goto out;
-    if (!eng_status_str(old, "lastAppliedRevision", NULL) ||
-        strcmp(eng_status_str(old, "lastAppliedRevision", NULL), revision) != 0)
-        ctx->changed = true;
-    if ((rc = eng_status_set_inventory(st, &inv, err)) < 0 ||
-        (rc = set_str(st, "lastAppliedRevision", revision, err)) < 0)
-        goto out;
     if (changes) {
         eng_emit(ctx, "info", ENG_KIND_KS, ns, name, R_SUCCEEDED, changes);
         for (char *line = changes, *nl; line && *line; line = nl) {
@@ -347,6 +391,23 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
             eng_log("info", "applied", ENG_KIND_KS, ns, name, "%s", line);
         }
     }
+    if ((rc = eng_status_set_inventory(st, &inv, err)) < 0)
+        goto out;
+    /* 5. health */
+    if (check_health(&msg, ctx, ks, objects, &e) < 0) {
+        char *t = berth_error_text(e);
+        msg = core_sprintf("health check failed: %s", t ? t : "unknown error");
+        free(t);
+    }
+    if (msg) {
+        reason = R_HEALTH;
+        goto status;
+    }
+    if (!eng_status_str(old, "lastAppliedRevision", NULL) ||
+        strcmp(eng_status_str(old, "lastAppliedRevision", NULL), revision) != 0)
+        ctx->changed = true;
+    if ((rc = set_str(st, "lastAppliedRevision", revision, err)) < 0)
+        goto out;
     if (!(msg = core_sprintf("Applied revision: %s", revision))) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
