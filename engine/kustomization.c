@@ -24,6 +24,7 @@
 #define R_ARTIFACT "ArtifactFailed"
 #define R_DEPENDENCY "DependencyNotReady"
 #define R_HEALTH "HealthCheckFailed"
+#define R_PRUNE "PruneFailed"
 
 /* The path inside the artifact, relative ("." for the root). */
 static const char *rel_path(const char *p)
@@ -186,9 +187,14 @@ static int render(berth_buf *out, const eng_plan *p, bool with_deletes, berth_er
     return 0;
 }
 
-/* Apply the plan, prune (when asked) and compute the new inventory into *inv. */
-static int apply(eng_inventory *inv, char **changes_out, eng_ctx *ctx, const eng_kustomization *ks,
-                 const json_t *objects, const eng_inventory *old, berth_error **err)
+/*
+ * Apply the plan, prune (when asked) and compute the new inventory into *inv. A failed prune is
+ * not a failed apply: its text goes to *prune_err_out (heap) and the objects whose deletion was
+ * not confirmed stay in *inv, so the next run retries them (engine.md §3.9).
+ */
+static int apply(eng_inventory *inv, char **changes_out, char **prune_err_out, eng_ctx *ctx,
+                 const eng_kustomization *ks, const json_t *objects, const eng_inventory *old,
+                 berth_error **err)
 {
     eng_plan plan, pruned;
     eng_inventory stale = ENG_INVENTORY_INIT;
@@ -217,7 +223,8 @@ static int apply(eng_inventory *inv, char **changes_out, eng_ctx *ctx, const eng
     if ((rc = eng_inventory_diff(&stale, old, inv, err)) < 0)
         goto out;
     if (ks->prune && stale.len > 0) {
-        int prc = eng_target_prune(ctx->target, &pruned, &stale, err);
+        berth_error *pe = NULL;
+        int prc = eng_target_prune(ctx->target, &pruned, &stale, &pe);
         for (size_t i = 0; i < pruned.len; i++) {
             const eng_change *c = &pruned.changes[i];
             if (c->action == ENG_CHANGE_UNKNOWN &&
@@ -226,10 +233,16 @@ static int apply(eng_inventory *inv, char **changes_out, eng_ctx *ctx, const eng
         }
         if ((rc = render(&text, &pruned, true, err)) < 0)
             goto out;
-        if (prc < 0) {
-            rc = prc;
+        if (prc == BERTH_ENOMEM) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            berth_error_free(pe);
             goto out;
         }
+        if (prc < 0 && !(*prune_err_out = berth_error_text(pe)))
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        berth_error_free(pe);
+        if (rc < 0)
+            goto out;
     }
     eng_inventory_sort(inv);
     if (text.len > 0 && !(*changes_out = core_strndup(text.ptr, text.len)))
@@ -299,7 +312,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     const char *ns = ks->meta.ns, *name = ks->meta.name;
     eng_inventory old_inv = ENG_INVENTORY_INIT, inv = ENG_INVENTORY_INIT;
     json_t *old = NULL, *st = NULL, *src = NULL, *objects = NULL;
-    char *msg = NULL, *root = NULL, *changes = NULL;
+    char *msg = NULL, *root = NULL, *changes = NULL, *prune_err = NULL;
     const char *reason = NULL, *revision = NULL, *apath;
     berth_error *e = NULL;
     int rc;
@@ -373,7 +386,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     /* 4. apply and prune */
     if ((rc = eng_state_inventory_read(&old_inv, ctx->state, ns, name, err)) < 0)
         goto out;
-    if (apply(&inv, &changes, ctx, ks, objects, &old_inv, &e) < 0) {
+    if (apply(&inv, &changes, &prune_err, ctx, ks, objects, &old_inv, &e) < 0) {
         char *t = berth_error_text(e);
         reason = R_FAILED;
         msg = core_sprintf("apply failed: %s", t ? t : "unknown error");
@@ -393,6 +406,11 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     }
     if ((rc = eng_status_set_inventory(st, &inv, err)) < 0)
         goto out;
+    if (prune_err) {
+        reason = R_PRUNE;
+        msg = core_sprintf("%s", prune_err);
+        goto status;
+    }
     /* 5. health */
     if (check_health(&msg, ctx, ks, objects, &e) < 0) {
         char *t = berth_error_text(e);
@@ -445,5 +463,6 @@ out:
     core_free(msg);
     core_free(root);
     core_free(changes);
+    free(prune_err);
     return rc;
 }

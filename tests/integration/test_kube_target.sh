@@ -300,9 +300,119 @@ bad nons $'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost}\ndata: {a: b}
 bad unknown $'apiVersion: example.org/v1\nkind: Gizmo\nmetadata: {name: g, namespace: berth-demo}' \
     "Gizmo/berth-demo/g: no matches for kind \"Gizmo\" in version \"example.org/v1\""
 
+kfault() { curl -fsS --cacert "$CA_FILE" -X "$1" "$KAPI/_kubeapi/$2" ${3:+-d "$3"} >/dev/null; }
+
+it "an immutable field fails clearly without force and recreates the object with force"
+cp -r "$T/app4" "$T/app8"
+sed -i 's|app.kubernetes.io/name: web|app.kubernetes.io/name: web2|' "$T/app8/workloads/web/deployment.yaml"
+push v8 "$T/app8"
+write_config v8
+uid0=$(kget apps deployments berth-demo web | jq -r .metadata.uid)
+run_once
+assert_eq 1 "$RC" "exit status on an immutable selector"
+msg=$(ks_status '.conditions[] | select(.type=="Ready") | .message')
+assert_contains "$msg" "Deployment/berth-demo/web dry-run failed (Invalid)"
+assert_contains "$msg" "field is immutable"
+assert_contains "$msg" "spec.force"
+assert_eq "$uid0" "$(kget apps deployments berth-demo web | jq -r .metadata.uid)" "uid without force"
+write_config v8 "  force: true"
+run_once
+[ "$RC" = 0 ] || fail "forced run failed: $ERR"
+dep=$(kget apps deployments berth-demo web)
+assert_ne "$uid0" "$(jq -r .metadata.uid <<<"$dep")" "uid after a forced recreate"
+assert_eq web2 "$(jq -r '.spec.selector.matchLabels["app.kubernetes.io/name"]' <<<"$dep")" "new selector"
+assert_contains "$RUN_ERR" "event=recreate"
+
+it "ssa: IfNotPresent creates once and then leaves the object alone; reconcile: disabled is skipped"
+cp -r "$T/app8" "$T/app9"
+sed -i 's|^  namespace: berth-demo$|  namespace: berth-demo\n  annotations: {kustomize.toolkit.fluxcd.io/ssa: IfNotPresent}|' \
+    "$T/app9/config/configmap.yaml"
+cat >>"$T/app9/widgets/widget.yaml" <<'EOF2'
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: hands-off
+  namespace: berth-demo
+  labels: {kustomize.toolkit.fluxcd.io/reconcile: disabled}
+data: {a: b}
+EOF2
+push v9 "$T/app9"
+write_config v9 "  force: true"
+curl -fsS --cacert "$CA_FILE" -H "Authorization: Bearer $TOKEN" -X PATCH \
+    -H 'Content-Type: application/merge-patch+json' \
+    "$KAPI/api/v1/namespaces/berth-demo/configmaps/web-config?fieldManager=kubectl-edit" \
+    -d '{"data":{"LOG_LEVEL":"trace"}}' >/dev/null
+run_once
+[ "$RC" = 0 ] || fail "IfNotPresent run failed: $ERR"
+assert_eq trace "$(kget core configmaps berth-demo web-config | jq -r .data.LOG_LEVEL)" "IfNotPresent object left alone"
+assert_contains "$RUN_ERR" 'msg="ConfigMap/berth-demo/web-config skipped"'
+[ -z "$(kget core configmaps berth-demo hands-off)" ] || fail "a reconcile: disabled object was applied"
+curl -fsS --cacert "$CA_FILE" -H "Authorization: Bearer $TOKEN" -X DELETE \
+    "$KAPI/api/v1/namespaces/berth-demo/configmaps/web-config" >/dev/null
+run_once
+[ "$RC" = 0 ] || fail "IfNotPresent recreate run failed: $ERR"
+assert_eq info "$(kget core configmaps berth-demo web-config | jq -r .data.LOG_LEVEL)" "IfNotPresent object created again"
+
+it "a failed delete stays in the inventory and is retried"
+cp -r "$T/app9" "$T/app10"
+rm "$T/app10/widgets/widget.yaml"
+push v10 "$T/app10"
+write_config v10 "  force: true"
+kfault POST faults '{"method":"DELETE","path":"widgets/sprocket","code":500,"message":"disk on fire","count":-1}'
+run_once
+assert_eq 1 "$RC" "exit status when a delete fails"
+assert_eq PruneFailed "$(ks_status '.conditions[] | select(.type=="Ready") | .reason')" "reason"
+assert_contains "$(ks_status '.conditions[] | select(.type=="Ready") | .message')" "disk on fire"
+assert_contains "$(ks_status '.inventory.entries[].id')" "berth-demo_sprocket_example.com_Widget"
+[ -n "$(kget example.com widgets berth-demo sprocket)" ] || fail "the Widget is gone although its delete failed"
+kfault DELETE faults
+run_once
+[ "$RC" = 0 ] || fail "retry run failed: $ERR"
+[ -z "$(kget example.com widgets berth-demo sprocket)" ] || fail "the failed delete was not retried"
+assert_not_contains "$(ks_status '.inventory.entries[].id')" "sprocket"
+assert_contains "$RUN_ERR" 'msg="Widget/berth-demo/sprocket deleted"'
+
+it "serviceAccountName impersonates the service account; the server's refusal is shown"
+curl -fsS -X DELETE --cacert "$CA_FILE" "$KAPI/_kubeapi/requests" >/dev/null
+write_config v10 "  serviceAccountName: deployer"
+run_once
+[ "$RC" = 0 ] || fail "impersonated run failed: $ERR"
+assert_eq "system:serviceaccount:flux-system:deployer" \
+    "$(kreq | jq -r 'select(.path | startswith("/api/v1/namespaces/berth-demo")) | .impersonate' | sort -u)" \
+    "Impersonate-User"
+kfault POST forbid '{"user":"system:serviceaccount:flux-system:deployer","verb":"patch","resource":"deployments"}'
+sed -i 's/replicas: 3/replicas: 1/; s/replicas: 2/replicas: 1/' "$T/app10/workloads/web/deployment.yaml"
+push v11 "$T/app10"
+write_config v11 "  serviceAccountName: deployer"
+run_once
+assert_eq 1 "$RC" "exit status when forbidden"
+assert_contains "$(ks_status '.conditions[] | select(.type=="Ready") | .message')" \
+    'deployments.apps "web" is forbidden: User "system:serviceaccount:flux-system:deployer" cannot patch'
+kfault DELETE forbid
+
+it "an exec credential plugin supplies the token"
+cat >"$T/get-token" <<EOF2
+#!/bin/sh
+echo called >>"$T/plugin.calls"
+[ "\$REGION" = eu ] || exit 3
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"$TOKEN"}}'
+EOF2
+chmod +x "$T/get-token"
+python3 - "$KCFG" "$T/get-token" <<'EOF2'
+import json, sys
+p, cmd = sys.argv[1], sys.argv[2]
+text = open(p).read()
+text = text.replace("contexts:\n", "- name: exec-user\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: %s\n      env: [{name: REGION, value: eu}]\ncontexts:\n- name: it-exec\n  context: {cluster: it, user: exec-user}\n" % cmd, 1)
+open(p, "w").write(text)
+EOF2
+run_once --context=it-exec
+[ "$RC" = 0 ] || fail "exec plugin run failed: $ERR"
+assert_eq 1 "$(wc -l <"$T/plugin.calls")" "plugin runs in one berth run (token cached)"
+
 it "a client-certificate context (--context) and Status errors from the server"
-push v7 "$T/app4"
-write_config v7
+push v12 "$T/app10"
+write_config v12
 run_once --context=it-cert
 [ "$RC" = 0 ] || fail "client certificate run failed: $ERR"
 assert_contains "$(kreq | jq -r 'select(.path=="/api/v1/namespaces/berth-demo/configmaps/web-config") | .user' | sort -u)" \
