@@ -1,8 +1,8 @@
 /*
  * berth run: the engine over a file store: `--config` (Flux-kind YAML), `--state-dir`,
- * `--target=dir:PATH`. With --once it reconciles everything once, prints a summary (as
- * `berth get all`) and exits 0 when every object is Ready, else 1. Without it, it runs until
- * SIGTERM or SIGINT.
+ * `--target=dir:PATH` or `--target=kube` (with --kubeconfig, --context). With --once it reconciles
+ * everything once, prints a summary (as `berth get all`) and exits 0 when every object is Ready,
+ * else 1. Without it, it runs until SIGTERM or SIGINT.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -54,7 +54,9 @@ int cli_run(int argc, char **argv)
                    .details = "Logs (logfmt) go to stderr. With --once the exit status is 0 when "
                               "every object is Ready, else 1.",
                    .examples = "  berth run --config=./clusters/edge --state-dir=./.berth "
-                               "--target=dir:./out --once",
+                               "--target=dir:./out --once\n"
+                               "  berth run --config=./clusters/prod --target=kube "
+                               "--kubeconfig=./admin.conf --context=prod",
                    .min_args = 0,
                    .max_args = 0,
                    .flags = flags};

@@ -273,8 +273,8 @@ int eng_kube_config_parse(eng_kube_config **out, const char *data, size_t len, c
     return rc;
 }
 
-/* Load the files of a ':' list (missing ones are skipped, as kubectl does). */
-static int load_files(eng_kube_config **out, const char *list, const char *context,
+/* Load the files of a ':' list (missing ones are skipped, as kubectl does), or one file. */
+static int load_files(eng_kube_config **out, const char *list, bool is_list, const char *context,
                       berth_error **err)
 {
     char *copy = core_strdup(list), *p, *next;
@@ -285,8 +285,10 @@ static int load_files(eng_kube_config **out, const char *list, const char *conte
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
     for (p = copy; p && rc == 0; p = next) {
         berth_buf b = BERTH_BUF_INIT;
-        if ((next = strchr(p, ':')))
+        if (is_list && (next = strchr(p, ':')))
             *next++ = '\0';
+        else if (!is_list)
+            next = NULL;
         if (!p[0] || n == sizeof(files) / sizeof(files[0]) || !core_fs_exists(p))
             continue;
         if ((rc = core_fs_read_file(&b, p, MAX_KUBECONFIG_BYTES, err)) == 0) {
@@ -359,10 +361,10 @@ int eng_kube_config_load(eng_kube_config **out, const char *path, const char *co
     if (path && path[0]) {
         if (!core_fs_exists(path))
             return core_error_set(err, BERTH_ENOTFOUND, "kubeconfig \"%s\" does not exist", path);
-        return load_files(out, path, context, err);
+        return load_files(out, path, false, context, err);
     }
     if (env && env[0])
-        return load_files(out, env, context, err);
+        return load_files(out, env, true, context, err);
     if (getenv("KUBERNETES_SERVICE_HOST") && !context)
         return eng_kube_config_in_cluster(out, NULL, err);
     if (!home || !(def = core_sprintf("%s/.kube/config", home)))
@@ -374,7 +376,7 @@ int eng_kube_config_load(eng_kube_config **out, const char *path, const char *co
                             "create %s",
                             def);
     else
-        rc = load_files(out, def, context, err);
+        rc = load_files(out, def, false, context, err);
     core_free(def);
     return rc;
 }
