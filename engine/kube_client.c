@@ -6,9 +6,10 @@
  * Design: every request is one core_http_do; answers of any status come back to the caller
  * with the Status object's reason and message decoded, because the target decides what a 404 or
  * a 409 means. Only 429 and 503 are retried here (the server asked to come back). Discovery is
- * cached per group-version as the APIResourceList's resources array; a kind missing from the
- * cache refetches its group-version once per lookup, which is how a CRD applied in the same run
- * becomes mappable once it is Established.
+ * cached per group-version as the APIResourceList's resources array (for five minutes, so kinds
+ * removed from the server are forgotten); a kind missing from the cache refetches its
+ * group-version once per lookup, which is how a CRD applied in the same run becomes mappable
+ * once it is Established.
  */
 #include "engine/kube.h"
 
@@ -28,6 +29,7 @@
 #define TOKEN_REREAD_MS 60000
 #define MAX_RETRIES 3
 #define MAX_EXEC_OUTPUT (1u * 1024u * 1024u)
+#define DISCOVERY_TTL_MS (5 * 60 * 1000) /* kinds removed from the server are forgotten */
 
 extern char **environ;
 
@@ -40,7 +42,8 @@ struct eng_kube {
     char *exec_cert_pem;    /* exec credential client certificate */
     char *exec_key_pem;
     char *impersonate;
-    json_t *discovery; /* "group/version" -> resources array */
+    json_t *discovery;    /* "group/version" -> resources array */
+    int64_t discovery_ms; /* monotonic time of the first entry since the last reset */
 };
 
 void eng_kube_resp_dispose(eng_kube_resp *r)
@@ -467,6 +470,10 @@ static int gv_resources(const json_t **out, eng_kube *k, const char *gv, bool re
     const json_t *res;
     int rc;
     *out = NULL;
+    if (json_object_size(k->discovery) > 0 && core_mono_now() - k->discovery_ms > DISCOVERY_TTL_MS)
+        json_object_clear(k->discovery);
+    if (json_object_size(k->discovery) == 0)
+        k->discovery_ms = core_mono_now();
     if (!refresh && (res = json_object_get(k->discovery, gv))) {
         *out = res;
         return 0;

@@ -169,6 +169,11 @@ run_once
 [ "$RC" = 0 ] || fail "second run failed: $ERR"
 writes=$(kreq | jq -r 'select(.method!="GET" and (.query.dryRun // "") == "") | .method + " " + .path')
 assert_eq "" "$writes" "writes in a no-change run"
+kreq >"$T/req2"
+# per object one GET and one dry-run apply; discovery is one GET per group-version used
+assert_eq 12 "$(jq -r 'select((.path | test("^/apis?/[^/]+(/v1)?$")) | not) | .method' "$T/req2" | wc -l)" \
+    "object requests in a no-change run of 6 objects"
+log "no-change run: $(wc -l <"$T/req2") requests ($(jq -r 'select(.path | test("^/apis?/[^/]+(/v1)?$")) | .path' "$T/req2" | wc -l) discovery)"
 assert_not_contains "$RUN_ERR" "configured"
 
 it "an object edited out of band is corrected and reported"
