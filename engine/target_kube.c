@@ -34,6 +34,7 @@
 #define STAGE_POLL_MS 500
 #define HEALTH_POLL_MS 1000
 #define DELETE_POLL_MS 500
+#define FLUX_FIELD_MANAGER "kustomize-controller"
 #define Q_APPLY "fieldManager=" ENG_KUBE_FIELD_MANAGER "&force=true"
 
 typedef struct kube_target {
@@ -428,12 +429,17 @@ static int fields_union(json_t *dst, const json_t *src)
     return 0;
 }
 
+/*
+ * Entries folded into berth's: Flux's list (kubectl*, before-first-apply, our own Update), plus
+ * kustomize-controller, so objects that Flux applied move to berth whole (a field Flux applied
+ * and berth's source no longer has is removed, as it would be under Flux).
+ */
 static bool takeover_match(const json_t *e)
 {
     const char *mgr = nz(jstr(e, "manager", NULL)), *op = nz(jstr(e, "operation", NULL));
     if (nz(jstr(e, "subresource", NULL))[0])
         return false;
-    if (core_str_has_prefix(mgr, "kubectl"))
+    if (core_str_has_prefix(mgr, "kubectl") || strcmp(mgr, FLUX_FIELD_MANAGER) == 0)
         return strcmp(op, "Apply") == 0 || strcmp(op, "Update") == 0;
     return strcmp(op, "Update") == 0 &&
            (strcmp(mgr, "before-first-apply") == 0 || strcmp(mgr, ENG_KUBE_FIELD_MANAGER) == 0);

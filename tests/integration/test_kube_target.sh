@@ -415,6 +415,22 @@ run_once --context=it-exec
 [ "$RC" = 0 ] || fail "exec plugin run failed: $ERR"
 assert_eq 1 "$(wc -l <"$T/plugin.calls")" "plugin runs in one berth run (token cached)"
 
+it "an object applied by Flux (kustomize-controller) is taken over whole"
+curl -fsS --cacert "$CA_FILE" -H "Authorization: Bearer $TOKEN" -X PATCH \
+    -H 'Content-Type: application/apply-patch+yaml' \
+    "$KAPI/api/v1/namespaces/berth-demo/configmaps/from-flux?fieldManager=kustomize-controller&force=true" \
+    -d '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"from-flux","namespace":"berth-demo"},"data":{"kept":"1","dropped":"2"}}' >/dev/null
+cp -r "$T/app10" "$T/app13"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-flux, namespace: berth-demo}\ndata: {kept: "1"}\n' \
+    >"$T/app13/config/from-flux.yaml"
+push v13 "$T/app13"
+write_config v13
+run_once
+[ "$RC" = 0 ] || fail "take-over run failed: $ERR"
+cm=$(kget core configmaps berth-demo from-flux)
+assert_eq '{"kept":"1"}' "$(jq -c .data <<<"$cm")" "data after the take-over"
+assert_eq berth "$(jq -r '[.metadata.managedFields[].manager] | unique | join(",")' <<<"$cm")" "managers"
+
 it "a client-certificate context (--context) and Status errors from the server"
 push v12 "$T/app10"
 write_config v12
