@@ -608,7 +608,7 @@ static int plan_one(kube_target *t, eng_plan *out, item *it, const json_t *objec
                                 nz(r.message));
             goto out;
         } else {
-            rc = core_error_set(err, r.code == 404 ? BERTH_ENOTFOUND : BERTH_EINVAL,
+            rc = core_error_set(err, eng_kube_resp_error(NULL, &r, ""),
                                 "%s dry-run failed (%s): %s%s", it->subject, nz(r.reason),
                                 nz(r.message),
                                 live && is_immutable(&r)
