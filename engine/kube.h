@@ -137,6 +137,31 @@ void eng_kube_discovery_reset(eng_kube *k);
  */
 char *eng_kube_path(const eng_kube_mapping *m, const char *ns, const char *name);
 
+/**
+ * List a collection (path as eng_kube_path with name NULL), every page (limit/continue), with an
+ * optional label selector: *items_out a new array, *rv_out (heap) the list's resourceVersion to
+ * watch from. Returns 0, the Status codes (eng_kube_resp_error), or the request's codes.
+ */
+int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *path,
+                  const char *selector, berth_error **err);
+
+/**
+ * One watch event: type "ADDED", "MODIFIED" or "DELETED" and the object (borrowed). Return 0 to
+ * go on, > 0 to end the watch (eng_kube_watch then returns 0), < 0 (a berth code) to fail it.
+ */
+typedef int (*eng_kube_watch_fn)(void *payload, const char *type, const json_t *object);
+
+/**
+ * Watch a collection from *rv (NULL or "": from now, the server sends the current objects as
+ * ADDED first) with bookmarks, until timeout_s passes, the server ends the stream or fn ends
+ * it. *rv (heap) follows every event and bookmark, so the next call resumes where this one
+ * stopped. A resourceVersion the server no longer has (410 Expired, as an ERROR event or as the
+ * HTTP status) is BERTH_ECONFLICT: list again and watch from the list's resourceVersion.
+ * Returns 0, BERTH_ECONFLICT, fn's code, the Status codes, or the request's codes.
+ */
+int eng_kube_watch(eng_kube *k, const char *path, const char *selector, char **rv, int timeout_s,
+                   eng_kube_watch_fn fn, void *payload, berth_error **err);
+
 /* ---- the target (engine/target_kube.c) ---- */
 
 #define ENG_KUBE_FIELD_MANAGER "berth"

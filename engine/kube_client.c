@@ -29,6 +29,7 @@
 #define TOKEN_REREAD_MS 60000
 #define MAX_RETRIES 3
 #define MAX_EXEC_OUTPUT (1u * 1024u * 1024u)
+#define LIST_PAGE 500
 #define DISCOVERY_TTL_MS (5 * 60 * 1000) /* kinds removed from the server are forgotten */
 
 extern char **environ;
@@ -351,8 +352,10 @@ static void decode(eng_kube_resp *r, const berth_buf *body)
     }
 }
 
-int eng_kube_do(eng_kube *k, eng_kube_resp *out, const char *method, const char *path,
-                const char *ctype, const char *body, size_t body_len, berth_error **err)
+/* One request; a 2xx body goes to sink when given (watch streams). */
+static int do_request(eng_kube *k, eng_kube_resp *out, const char *method, const char *path,
+                      const char *ctype, const char *body, size_t body_len, core_http_sink_fn sink,
+                      void *sink_payload, long timeout_ms, berth_error **err)
 {
     char *url = NULL, *auth = NULL, *imp = NULL, *ct = NULL;
     const char *headers[6];
@@ -391,7 +394,9 @@ int eng_kube_do(eng_kube *k, eng_kube_resp *out, const char *method, const char 
         x.req.body = body;
         x.req.body_len = body ? body_len : 0;
         x.req.max_body = MAX_RESPONSE_BYTES;
-        x.req.timeout_ms = 60000;
+        x.req.timeout_ms = timeout_ms;
+        x.req.sink = sink;
+        x.req.sink_payload = sink_payload;
         if ((rc = core_http_do(k->http, &x, err)) < 0) {
             core_error_wrap(err, "%s %s", method, path);
             core_http_xfer_dispose(&x);
@@ -424,6 +429,12 @@ out:
     if (rc < 0)
         eng_kube_resp_dispose(out);
     return rc;
+}
+
+int eng_kube_do(eng_kube *k, eng_kube_resp *out, const char *method, const char *path,
+                const char *ctype, const char *body, size_t body_len, berth_error **err)
+{
+    return do_request(k, out, method, path, ctype, body, body_len, NULL, NULL, 60000, err);
 }
 
 int eng_kube_resp_error(berth_error **err, const eng_kube_resp *r, const char *what)
@@ -560,4 +571,193 @@ char *eng_kube_path(const eng_kube_mapping *m, const char *ns, const char *name)
                  : core_sprintf("%s/%s", base, m->resource);
     core_free(base);
     return p;
+}
+
+/* ---------------------------------------------------------------- list and watch */
+
+int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *path,
+                  const char *selector, berth_error **err)
+{
+    json_t *items = json_array();
+    char *cont = NULL, *sel = selector ? core_url_escape(selector) : NULL;
+    int rc = 0;
+
+    BERTH_ARG_CHECK(items_out && rv_out && k && path);
+    *items_out = NULL;
+    *rv_out = NULL;
+    if (!items || (selector && !sel)) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        eng_kube_resp r;
+        char *url =
+            core_sprintf("%s?limit=%d%s%s%s%s", path, LIST_PAGE, sel ? "&labelSelector=" : "",
+                         sel ? sel : "", cont ? "&continue=" : "", cont ? cont : "");
+        const json_t *md;
+        const char *next;
+        if (!url) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        rc = eng_kube_do(k, &r, "GET", url, NULL, NULL, 0, err);
+        core_free(url);
+        if (rc < 0)
+            goto out;
+        if (r.code != 200 || !json_is_array(json_object_get(r.body, "items"))) {
+            rc = r.code != 200 ? eng_kube_resp_error(err, &r, path)
+                               : core_error_set(err, BERTH_EINVAL, "%s: not a list", path);
+            eng_kube_resp_dispose(&r);
+            goto out;
+        }
+        md = json_object_get(r.body, "metadata");
+        next = json_string_value(json_object_get(md, "continue"));
+        core_free(*rv_out);
+        core_free(cont);
+        cont = next && next[0] ? core_url_escape(next) : NULL;
+        *rv_out = core_strdup(json_string_value(json_object_get(md, "resourceVersion"))
+                                  ? json_string_value(json_object_get(md, "resourceVersion"))
+                                  : "");
+        if (json_array_extend(items, json_object_get(r.body, "items")) < 0 || !*rv_out ||
+            (next && next[0] && !cont))
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        eng_kube_resp_dispose(&r);
+        if (rc < 0 || !cont)
+            break;
+    }
+out:
+    core_free(cont);
+    core_free(sel);
+    if (rc < 0) {
+        json_decref(items);
+        core_free(*rv_out);
+        *rv_out = NULL;
+    } else {
+        *items_out = items;
+    }
+    return rc;
+}
+
+typedef struct watch_state {
+    berth_buf line;
+    char **rv;
+    eng_kube_watch_fn fn;
+    void *payload;
+    bool stopped, expired;
+    int fn_rc;
+    berth_error *why;
+} watch_state;
+
+#define WATCH_STOP (-1000) /* the sink's code for "the callback asked to stop" */
+
+/* Copy e (text and code) into err. */
+static int adopt(berth_error **err, const berth_error *e)
+{
+    char *t = berth_error_text(e);
+    int code = berth_error_code(e);
+    core_error_set(err, code < 0 ? code : BERTH_ERROR, "%s", t ? t : "watch failed");
+    free(t);
+    return code < 0 ? code : BERTH_ERROR;
+}
+
+static int watch_event(watch_state *w, const char *text, size_t len)
+{
+    json_t *ev = json_loadb(text, len, 0, NULL), *obj;
+    const char *type, *rv;
+    int rc = 0;
+    if (!ev)
+        return core_error_set(&w->why, BERTH_EINVAL, "watch: an event is not JSON");
+    type = json_string_value(json_object_get(ev, "type"));
+    obj = json_object_get(ev, "object");
+    if (!type || !json_is_object(obj)) {
+        rc = core_error_set(&w->why, BERTH_EINVAL, "watch: an event has no type or object");
+    } else if (strcmp(type, "ERROR") == 0) {
+        json_int_t code = json_integer_value(json_object_get(obj, "code"));
+        const char *msg = json_string_value(json_object_get(obj, "message"));
+        w->expired = code == 410;
+        rc = core_error_set(&w->why, code == 410 ? BERTH_ECONFLICT : BERTH_ERROR, "watch: %s",
+                            msg ? msg : "error event");
+    } else {
+        rv =
+            json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        if (rv && rv[0]) {
+            char *n = core_strdup(rv);
+            if (!n) {
+                json_decref(ev);
+                return core_error_set(&w->why, BERTH_ENOMEM, "out of memory");
+            }
+            core_free(*w->rv);
+            *w->rv = n;
+        }
+        if (strcmp(type, "BOOKMARK") != 0 && (w->fn_rc = w->fn(w->payload, type, obj)) != 0) {
+            w->stopped = true;
+            rc = w->fn_rc > 0 ? WATCH_STOP
+                              : core_error_set(&w->why, w->fn_rc,
+                                               "watch: the %s event handler failed", type);
+        }
+    }
+    json_decref(ev);
+    return rc;
+}
+
+static int watch_sink(void *payload, const void *data, size_t len)
+{
+    watch_state *w = payload;
+    const char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        int rc;
+        if (p[i] != '\n') {
+            if (berth_buf_put(&w->line, &p[i], 1) < 0)
+                return core_error_set(&w->why, BERTH_ENOMEM, "out of memory");
+            if (w->line.len > MAX_RESPONSE_BYTES)
+                return core_error_set(&w->why, BERTH_EINVAL, "watch: event too large");
+            continue;
+        }
+        if (w->line.len > 0 && (rc = watch_event(w, w->line.ptr, w->line.len)) != 0)
+            return rc;
+        berth_buf_clear(&w->line);
+    }
+    return 0;
+}
+
+int eng_kube_watch(eng_kube *k, const char *path, const char *selector, char **rv, int timeout_s,
+                   eng_kube_watch_fn fn, void *payload, berth_error **err)
+{
+    watch_state w = {.line = BERTH_BUF_INIT, .rv = rv, .fn = fn, .payload = payload};
+    eng_kube_resp r = {0};
+    berth_error *e = NULL;
+    char *sel = selector ? core_url_escape(selector) : NULL, *url = NULL;
+    int rc;
+
+    BERTH_ARG_CHECK(k && path && rv && fn && timeout_s > 0);
+    if ((selector && !sel) ||
+        !(url = core_sprintf("%s?watch=true&allowWatchBookmarks=true&timeoutSeconds=%d%s%s%s%s",
+                             path, timeout_s, *rv && (*rv)[0] ? "&resourceVersion=" : "",
+                             *rv && (*rv)[0] ? *rv : "", sel ? "&labelSelector=" : "",
+                             sel ? sel : ""))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = do_request(k, &r, "GET", url, NULL, NULL, 0, watch_sink, &w,
+                    (long)timeout_s * 1000 + 10000, &e);
+    if (rc == 0 && r.code < 300 && w.line.len > 0 && !w.stopped) /* a last line without '\n' */
+        watch_event(&w, w.line.ptr, w.line.len);
+    if (w.stopped && w.fn_rc > 0)
+        rc = 0;
+    else if (w.why)
+        rc = adopt(err, w.why);
+    else if (rc < 0)
+        rc = adopt(err, e);
+    else if (r.code == 410)
+        rc = core_error_set(err, BERTH_ECONFLICT, "watch: %s", r.message ? r.message : "expired");
+    else if (r.code >= 300)
+        rc = eng_kube_resp_error(err, &r, "watch");
+out:
+    berth_error_free(e);
+    berth_error_free(w.why);
+    berth_buf_dispose(&w.line);
+    eng_kube_resp_dispose(&r);
+    core_free(sel);
+    core_free(url);
+    return rc;
 }
