@@ -56,10 +56,18 @@ EOF
 start_registry plain
 STATE=$T/state
 
-kget() { # GROUP RESOURCE NS NAME: the stored object (JSON) or empty
-    curl -fsS --cacert "$CA_FILE" \
-        "$KAPI/_kubeapi/objects?group=$1&resource=$2&namespace=$3" |
-        jq -c --arg n "$4" '[.. | objects | select(.metadata?.name? == $n)] | first // empty'
+kget() { # GROUP RESOURCE NS NAME: the stored object (JSON) or empty; a failed read fails the test
+    local i
+    for i in 1 2 3; do # curl has failed once under load with "error setting certificate file"
+        if curl -fsS --cacert "$CA_FILE" -o "$T/.kget" \
+            "$KAPI/_kubeapi/objects?group=$1&resource=$2&namespace=$3"; then
+            jq -c --arg n "$4" '[.. | objects | select(.metadata?.name? == $n)] | first // empty' "$T/.kget"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "kget: cannot read $2 from the API test server" >&2
+    kill -TERM $$
 }
 kreq() { curl -fsS --cacert "$CA_FILE" "$KAPI/_kubeapi/requests" | jq -c ".items[]"; }
 push() { berth_ok push artifact "oci://$REG/app:$1" --path="$2" --source=https://example.com/app.git \
