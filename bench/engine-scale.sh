@@ -329,7 +329,7 @@ kb_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 mkdir -p "$OUT_DIR"
 TSV=$OUT_DIR/engine-scale.tsv
-printf 'pairs\tcold_wall_s\tcold_cpu_s\tcold_peak_rss_kb\twarm_wall_s\twarm_cpu_s\twarm_peak_rss_kb\twarm_requests\twarm_manifest_heads\tidle_ready_s\tidle_rss_kb_min\tidle_rss_kb_max\tidle_hwm_kb\tidle_rss_anon_kb\tidle_rss_file_kb\tcold_registry_cpu_s\twarm_registry_cpu_s\n' >"$TSV"
+printf 'pairs\tcold_wall_s\tcold_cpu_s\tcold_peak_rss_kb\twarm_wall_s\twarm_cpu_s\twarm_peak_rss_kb\twarm_requests\twarm_manifest_heads\tidle_ready_s\tidle_rss_kb_min\tidle_rss_kb_max\tidle_hwm_kb\tidle_rss_anon_kb\tidle_rss_file_kb\tcold_registry_cpu_s\twarm_registry_cpu_s\tidle_pss_kb\n' >"$TSV"
 
 for N in $SIZES; do
     note "---- $N pairs"
@@ -385,15 +385,18 @@ for N in $SIZES; do
     # the split: private heap and stacks vs. pages of mapped files (mostly shared libraries)
     anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$RUN_PID/status")
     filerss=$(awk '/^RssFile:/ { print $2 }' "/proc/$RUN_PID/status")
+    # PSS charges a shared page to each of its n users 1/n: what this process really costs
+    pss=$(awk '/^Pss:/ { print $2 }' "/proc/$RUN_PID/smaps_rollup")
+    cp "/proc/$RUN_PID/smaps" "$W/idle-$N.smaps" # per mapping, kept with --keep-tmp
     kill -TERM "$RUN_PID"
     rc=0
     wait "$RUN_PID" || rc=$?
     RUN_PID=""
     [ "$rc" = 0 ] || die "berth run exited $rc after SIGTERM"
-    note "idle: all Ready after ~${I_READY} s (polled), VmRSS $(kb_to_mb "$rss_min")-$(kb_to_mb "$rss_max") MB over ${IDLE_SECS} s, VmHWM $(kb_to_mb "$hwm") MB; RssAnon $(kb_to_mb "$anon") MB, RssFile $(kb_to_mb "$filerss") MB"
+    note "idle: all Ready after ~${I_READY} s (polled), VmRSS $(kb_to_mb "$rss_min")-$(kb_to_mb "$rss_max") MB over ${IDLE_SECS} s, VmHWM $(kb_to_mb "$hwm") MB; RssAnon $(kb_to_mb "$anon") MB, RssFile $(kb_to_mb "$filerss") MB, PSS $(kb_to_mb "$pss") MB"
 
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$C_WALL" "$C_CPU" "$C_RSS" \
-        "$W_WALL" "$W_CPU" "$W_RSS" "$REQS" "$HEADS" "$I_READY" "$rss_min" "$rss_max" "$hwm" "$anon" "$filerss" "$C_REG" "$W_REG" >>"$TSV"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$C_WALL" "$C_CPU" "$C_RSS" \
+        "$W_WALL" "$W_CPU" "$W_RSS" "$REQS" "$HEADS" "$I_READY" "$rss_min" "$rss_max" "$hwm" "$anon" "$filerss" "$C_REG" "$W_REG" "$pss" >>"$TSV"
     rm -rf "$W/state-$N" "$W/target-$N" "$W/idle-state-$N" "$W/idle-target-$N"
 done
 
@@ -405,10 +408,10 @@ read -r LOAD_END _ </proc/loadavg
     echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
     echo "load average: $LOAD_START at start, $LOAD_END at end"
     echo
-    echo "| pairs | cold: all Ready | cold CPU (registry) | cold peak RSS | no-change run | its CPU (registry) | its peak RSS | requests (manifest HEADs) | idle: all Ready after | idle RSS | idle VmHWM | idle anon + file |"
-    echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-    tail -n +2 "$TSV" | while IFS=$'\t' read -r n cw cc cr ww wc wr rq hd ir imin imax ihwm ia ifl creg wreg; do
-        echo "| $n | $cw s | $cc s ($creg s) | $(kb_to_mb "$cr") MB | $ww s | $wc s ($wreg s) | $(kb_to_mb "$wr") MB | $rq ($hd) | ~$ir s | $(kb_to_mb "$imin")–$(kb_to_mb "$imax") MB | $(kb_to_mb "$ihwm") MB | $(kb_to_mb "$ia") + $(kb_to_mb "$ifl") MB |"
+    echo "| pairs | cold: all Ready | cold CPU (registry) | cold peak RSS | no-change run | its CPU (registry) | its peak RSS | requests (manifest HEADs) | idle: all Ready after | idle RSS | idle VmHWM | idle anon + file | idle PSS |"
+    echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    tail -n +2 "$TSV" | while IFS=$'\t' read -r n cw cc cr ww wc wr rq hd ir imin imax ihwm ia ifl creg wreg ipss; do
+        echo "| $n | $cw s | $cc s ($creg s) | $(kb_to_mb "$cr") MB | $ww s | $wc s ($wreg s) | $(kb_to_mb "$wr") MB | $rq ($hd) | ~$ir s | $(kb_to_mb "$imin")–$(kb_to_mb "$imax") MB | $(kb_to_mb "$ihwm") MB | $(kb_to_mb "$ia") + $(kb_to_mb "$ifl") MB | $(kb_to_mb "$ipss") MB |"
     done
 }
 note "raw figures: $TSV"

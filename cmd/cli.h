@@ -18,6 +18,7 @@
 #include <berth/common.h>
 #include <berth/copy.h>
 #include <berth/error.h>
+#include <berth/image_refs.h>
 #include <berth/oci.h>
 #include <berth/signatures.h>
 
@@ -244,7 +245,10 @@ char *cli_xstrdup(const char *s);
 /* ---------------------------------------------------------------- verbs (cmd/<verb>.c) */
 int cli_build_artifact(int argc, char **argv);
 int cli_copy(int argc, char **argv);
+/* berth copy --from-list/--to-registry (cmd/copy_list.c), after cli_copy parsed the flags. */
+int cli_copy_list(cli_cmd *cmd);
 int cli_diff_artifact(int argc, char **argv);
+int cli_images_list_refs(int argc, char **argv);
 int cli_generate_key_pair(int argc, char **argv);
 
 /*
@@ -300,6 +304,8 @@ int cli_version(int argc, char **argv);
 /* ---------------------------------------------------------------- engine verbs (run, get) */
 #include <berth/engine.h>
 int cli_run(int argc, char **argv);
+/** A berth_log_fn for the engine: one write(2) of the line to stderr (lines stay whole). */
+void cli_log_stderr(void *payload, const char *line, size_t len);
 int cli_get(int argc, char **argv);
 /** Print engine rows (cmd/get.c) as the `flux get` table, or as JSON; kinds: prefix the kind. */
 void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json, bool kinds);
@@ -310,6 +316,14 @@ int cli_suspend_source(int argc, char **argv);
 int cli_suspend_kustomization(int argc, char **argv);
 int cli_resume_source(int argc, char **argv);
 int cli_resume_kustomization(int argc, char **argv);
+/* cmd/bootstrap.c, cmd/uninstall.c: the host install */
+int cli_bootstrap(int argc, char **argv);
+int cli_uninstall(int argc, char **argv);
+/** Run systemctl with args (args[0] is "systemctl"); 0 when it exits 0. Prints a failure
+ * unless quiet. */
+int cli_systemctl(const char *const *args, bool quiet);
+/** True when root is this host's "/" and systemd runs here (/run/systemd/system exists). */
+bool cli_host_is_live(const char *root);
 /* cmd/events.c, cmd/tree.c */
 int cli_events(int argc, char **argv);
 int cli_tree_kustomization(int argc, char **argv);

@@ -77,6 +77,7 @@ static int reconcile_offline(const cli_cmd *cmd, const char *state_dir, const ch
     opts.only_ns = ns;
     opts.only_name = name;
     opts.with_source = cli_flag_get(cmd, "with-source")->set && cli_bool(cmd, "with-source");
+    opts.log = cli_log_stderr;
     if ((rc = berth_engine_run(&ready, &opts, &err)) < 0)
         return cli_fail(cmd, rc, err);
     if (!cli_bool(cmd, "quiet") && berth_engine_status_list(&rows, &n, state_dir, NULL, NULL) == 0)

@@ -47,6 +47,18 @@ int cli_copy(int argc, char **argv)
         {.name = "no-signatures",
          .kind = CLI_BOOL,
          .help = "do not copy signatures, attestations and SBOMs (.sig/.att/.sbom, referrers)"},
+        {.name = "from-list",
+         .kind = CLI_STR,
+         .meta = "FILE",
+         .help = "copy every reference listed in FILE (one per line, # comments)"},
+        {.name = "to-registry",
+         .kind = CLI_STR,
+         .meta = "HOST[/PREFIX]",
+         .help = "list mode: copy each REG/PATH:TAG to HOST/PREFIX/PATH:TAG"},
+        {.name = "state-file",
+         .kind = CLI_STR,
+         .meta = "FILE",
+         .help = "list mode: progress journal (default: beside the archive or the list)"},
         SIDE_FLAGS("src", "source"),
         SIDE_FLAGS("dest", "destination"),
         CLI_FLAG_FORMAT("json", "output"),
@@ -56,14 +68,20 @@ int cli_copy(int argc, char **argv)
     };
     cli_cmd cmd = {
         .path = "berth copy",
-        .usage = "SRC DST [flags]",
+        .usage = "SRC DST | --from-list=FILE (--to-registry=HOST[/PREFIX] | DST) |\n"
+                 "       oci-archive:FILE --to-registry=HOST[/PREFIX] [--from-list=FILE] [flags]",
         .summary = "Copy an artifact and its signatures between registries, layouts and archives.",
         .details = "SRC and DST are oci://REG/REPO[:TAG|@DIGEST], oci-layout:DIR[:TAG] or\n"
-                   "oci-archive:FILE.tar[:TAG]. Digests never change; every byte is verified.",
+                   "oci-archive:FILE.tar[:TAG]. Digests never change; every byte is verified.\n"
+                   "With --from-list or --to-registry many references are copied in one run: to a\n"
+                   "registry under a prefix, or into one oci-archive/oci-layout (each under its\n"
+                   "full name) and back out. Rerunning an interrupted run resumes it.",
         .examples =
             "  berth copy oci://reg.example/app:v1 oci-archive:app.tar:v1\n"
-            "  berth copy oci-archive:app.tar:v1 oci://10.0.0.5:5000/app:v1 --dest-insecure",
-        .min_args = 2,
+            "  berth copy oci-archive:app.tar:v1 oci://10.0.0.5:5000/app:v1 --dest-insecure\n"
+            "  berth copy --from-list=refs.txt oci-archive:mirror.tar\n"
+            "  berth copy oci-archive:mirror.tar --to-registry=10.0.0.5:5000/mirror",
+        .min_args = 0,
         .max_args = 2,
         .flags = flags};
     berth_copy_opts opts = {.version = BERTH_COPY_OPTS_VERSION};
@@ -75,6 +93,14 @@ int cli_copy(int argc, char **argv)
 
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
+    if (cli_str(&cmd, "from-list") || cli_str(&cmd, "to-registry")) {
+        code = cli_copy_list(&cmd); /* cmd/copy_list.c */
+        goto out;
+    }
+    if (cmd.n_args != 2) {
+        code = cli_usage_error(&cmd, "want SRC and DST (or --from-list / --to-registry)");
+        goto out;
+    }
     for (int i = 0; i < 2; i++) {
         if (!is_location(cmd.args[i])) {
             code = cli_usage_error(&cmd,

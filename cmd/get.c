@@ -60,35 +60,42 @@ int cli_get(int argc, char **argv)
          .meta = "DIR",
          .def = "./.berth",
          .help = "the state directory of `berth run`"},
+        {.name = "namespace",
+         .shorthand = 'n',
+         .kind = CLI_STR,
+         .meta = "NS",
+         .help = "with NAME: the object's namespace (default: any)"},
         CLI_FLAG_FORMAT("table|json", "output"),
         CLI_FLAGS_COMMON,
         CLI_FLAG_END,
     };
     cli_cmd cmd = {.path = "berth get",
-                   .usage = "sources oci|kustomizations|all [flags]",
+                   .usage = "sources oci [NAME]|kustomizations [NAME]|all [flags]",
                    .summary = "Show the status of the engine's objects.",
                    .details = "Reads the status files of the state directory (no lock needed).",
                    .examples = "  berth get all --state-dir=./.berth\n"
-                               "  berth get sources oci -o json",
+                               "  berth get sources oci -o json\n"
+                               "  berth get kustomization web -n apps -o json",
                    .min_args = 1,
-                   .max_args = 2,
+                   .max_args = 3,
                    .flags = flags};
     berth_engine_row *rows = NULL;
     berth_error *err = NULL;
-    const char *kind = NULL, *what;
-    size_t n = 0;
+    const char *kind = NULL, *what, *only = NULL, *ns;
+    size_t n = 0, kept = 0;
     int rc, code;
 
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
     what = cmd.args[0];
     if (strcmp(what, "sources") == 0 || strcmp(what, "source") == 0) {
-        if (cmd.n_args != 2 ||
+        if (cmd.n_args < 2 ||
             (strcmp(cmd.args[1], "oci") != 0 && strcmp(cmd.args[1], "all") != 0)) {
             code = cli_usage_error(&cmd, "\"berth get sources\" takes \"oci\" (or \"all\")");
             goto out;
         }
         kind = "OCIRepository";
+        only = cmd.n_args == 3 ? cmd.args[2] : NULL;
     } else if (strcmp(what, "kustomizations") == 0 || strcmp(what, "kustomization") == 0 ||
                strcmp(what, "ks") == 0) {
         kind = "Kustomization";
@@ -99,18 +106,37 @@ int cli_get(int argc, char **argv)
                                what);
         goto out;
     }
-    if (cmd.n_args == 2 && kind && strcmp(kind, "Kustomization") == 0) {
-        code = cli_usage_error(&cmd, "unexpected argument \"%s\"", cmd.args[1]);
+    if (kind && strcmp(kind, "Kustomization") == 0)
+        only = cmd.n_args >= 2 ? cmd.args[1] : NULL;
+    if ((!kind && cmd.n_args > 1) ||
+        (kind && strcmp(kind, "Kustomization") == 0 && cmd.n_args > 2)) {
+        code = cli_usage_error(&cmd, "unexpected argument \"%s\"", cmd.args[cmd.n_args - 1]);
         goto out;
     }
     if ((rc = berth_engine_status_list(&rows, &n, cli_str(&cmd, "state-dir"), kind, &err)) < 0) {
         code = cli_fail(&cmd, rc, err);
         goto out;
     }
-    if (n == 0 && cli_output_format(&cmd) != CLI_OUT_JSON)
+    ns = cli_str(&cmd, "namespace");
+    for (size_t i = 0; i < n; i++) { /* keep the rows of NAME (and NS) only */
+        bool keep =
+            (!only || strcmp(rows[i].name, only) == 0) && (!ns || strcmp(rows[i].ns, ns) == 0);
+        if (keep) {
+            berth_engine_row t = rows[kept];
+            rows[kept++] = rows[i];
+            rows[i] = t;
+        }
+    }
+    if ((only || ns) && kept == 0) {
+        fprintf(stderr, "berth: %s %s%s%s not found in \"%s\"\n", kind ? kind : "object",
+                ns ? ns : "", ns ? "/" : "", only ? only : "*", cli_str(&cmd, "state-dir"));
+        code = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (kept == 0 && cli_output_format(&cmd) != CLI_OUT_JSON)
         fputs("no objects found\n", stderr);
     else
-        cli_engine_print(stdout, rows, n, cli_output_format(&cmd) == CLI_OUT_JSON, !kind);
+        cli_engine_print(stdout, rows, kept, cli_output_format(&cmd) == CLI_OUT_JSON, !kind);
     code = CLI_EXIT_OK;
 out:
     berth_engine_rows_free(rows, n);

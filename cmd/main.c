@@ -16,11 +16,15 @@ typedef struct cli_verb {
 } cli_verb;
 
 static const cli_verb verbs[] = {
+    {"bootstrap", NULL, cli_bootstrap,
+     "push a fleet with its sync config and install berth on a host"},
     {"build", "artifact", cli_build_artifact, "build a directory into an artifact .tar.gz"},
     {"copy", NULL, cli_copy, "copy an artifact between registries, OCI layouts and archives"},
     {"diff", "artifact", cli_diff_artifact, "compare a pushed artifact with a local directory"},
     {"generate-key-pair", NULL, cli_generate_key_pair,
      "create a cosign-compatible key pair (cosign.key, cosign.pub)"},
+    {"images", "list-refs", cli_images_list_refs,
+     "list the container images a deployment directory refers to"},
     {"list", "artifacts", cli_list_artifacts, "list the artifacts (tags) of a repository"},
     {"pull", "artifact", cli_pull_artifact, "pull an artifact and extract it into a directory"},
     {"push", "artifact", cli_push_artifact, "build a directory into an artifact and push it"},
@@ -38,6 +42,7 @@ static const cli_verb verbs[] = {
     {"resume", "kustomization", cli_resume_kustomization, "resume a Kustomization"},
     {"events", NULL, cli_events, "show the events the engine recorded"},
     {"tree", "kustomization", cli_tree_kustomization, "show the objects a Kustomization applied"},
+    {"uninstall", NULL, cli_uninstall, "remove the berth host service and its config"},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 

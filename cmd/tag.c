@@ -14,6 +14,7 @@ int cli_tag_artifact(int argc, char **argv)
          .meta = "TAG",
          .attrs = CLI_REQUIRED | CLI_CSV,
          .help = "new tag"},
+        CLI_FLAG_FORMAT("json", "output"),
         CLI_FLAGS_REGISTRY,
         CLI_FLAGS_COMMON,
         CLI_FLAG_END,
@@ -31,6 +32,7 @@ int cli_tag_artifact(int argc, char **argv)
     berth_oci_blob manifest = {.data = NULL};
     berth_oci_client *client = NULL;
     berth_error *err = NULL;
+    bool json;
     int rc, code;
 
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
@@ -48,6 +50,7 @@ int cli_tag_artifact(int argc, char **argv)
         code = cli_fail(&cmd, rc, err);
         goto out;
     }
+    json = cli_output_format(&cmd) == CLI_OUT_JSON;
     for (size_t i = 0; i < tags->n; i++) {
         if ((rc = berth_oci_ref_set(&ref, tags->values[i], NULL)) < 0 ||
             (rc = berth_oci_manifest_put(NULL, client, &ref, manifest.media_type, manifest.data,
@@ -55,7 +58,19 @@ int cli_tag_artifact(int argc, char **argv)
             code = cli_fail(&cmd, rc, err);
             goto out;
         }
-        printf("artifact tagged as %s/%s:%s\n", ref.registry, ref.repository, tags->values[i]);
+        if (!json)
+            printf("artifact tagged as %s/%s:%s\n", ref.registry, ref.repository, tags->values[i]);
+    }
+    if (json) {
+        printf("{\n  \"repository\": \"%s/%s\",\n  \"digest\": ", ref.registry, ref.repository);
+        /* berth_oci_manifest_get always sets the digest of the bytes it fetched */
+        cli_json_str(stdout, manifest.digest);
+        fputs(",\n  \"tags\": [", stdout);
+        for (size_t i = 0; i < tags->n; i++) {
+            fputs(i ? ", " : "", stdout);
+            cli_json_str(stdout, tags->values[i]);
+        }
+        fputs("]\n}\n", stdout);
     }
     code = CLI_EXIT_OK;
 out:

@@ -90,6 +90,13 @@ int core_http_new(core_http **out, const core_http_opts *opts, berth_error **err
 void core_http_free(core_http *h);
 
 /**
+ * Bound every later transfer of h: each ends by the monotonic time deadline (its
+ * req.timeout_ms is lowered to what is left), and once it has passed a transfer fails with
+ * BERTH_ETIMEOUT without being sent. 0 removes the bound.
+ */
+void core_http_set_deadline(core_http *h, berth_mono_ms deadline);
+
+/**
  * Run every transfer concurrently and return when all have finished. Each xfer gets its own
  * resp/rc/err; a non-2xx status is NOT an error here (rc stays 0). Returns 0, or a negative code
  * only when the multi loop itself failed. xfers must be zeroed except for req.

@@ -43,6 +43,7 @@
 
 struct core_http {
     core_http_transport t;
+    berth_mono_ms deadline; /* every transfer ends by then; 0: no deadline */
 };
 
 /* ---- the curl transport ---- */
@@ -876,10 +877,28 @@ void core_http_free(core_http *h)
     core_free(h);
 }
 
+void core_http_set_deadline(core_http *h, berth_mono_ms deadline)
+{
+    if (h)
+        h->deadline = deadline;
+}
+
 int core_http_run(core_http *h, core_http_xfer *xfers, size_t n)
 {
     BERTH_ARG_CHECK(h);
     BERTH_ARG_CHECK(xfers || n == 0);
+    if (h->deadline > 0) {
+        int64_t left = h->deadline - core_mono_now();
+        if (left <= 0) { /* nothing is sent once the budget is spent */
+            for (size_t i = 0; i < n; i++)
+                xfer_fail(&xfers[i], BERTH_ETIMEOUT, "not sent: the time budget is spent");
+            return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (xfers[i].req.timeout_ms <= 0 || xfers[i].req.timeout_ms > left)
+                xfers[i].req.timeout_ms = (long)left;
+        }
+    }
     return h->t.run(h->t.self, xfers, n);
 }
 

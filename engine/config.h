@@ -38,8 +38,8 @@ typedef struct eng_meta {
     char *api_version;
     char *name;
     char *ns;            /* metadata.namespace, "default" when absent */
-    json_t *labels;      /* object of strings, never NULL */
-    json_t *annotations; /* object of strings, never NULL */
+    json_t *labels;      /* object of strings, or NULL when there are none */
+    json_t *annotations; /* object of strings, or NULL when there are none */
     char *file;          /* the file it came from */
     int line;            /* 1-based line of the document's top mapping */
     /* "sha256:<hex>" of the document without metadata as canonical JSON (scalars as their

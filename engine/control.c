@@ -317,6 +317,11 @@ static void handle(const eng_control *c, int fd, eng_control_wake_fn wake, void 
     respond(fd, 202, "Accepted", "{\"accepted\":true}");
 }
 
+int eng_control_fd(const eng_control *c)
+{
+    return c->fd;
+}
+
 void eng_control_serve(eng_control *c, int64_t timeout_ms, eng_control_wake_fn wake, void *payload,
                        size_t n_objects)
 {

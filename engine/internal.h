@@ -8,16 +8,25 @@
 
 #include <jansson.h>
 
+#include <berth/buf.h>
+#include <berth/engine.h>
 #include <berth/error.h>
 
 #include "engine/config.h"
+#include "engine/sched.h"
 #include "engine/state.h"
 #include "engine/target.h"
 
 #define ENG_KIND_OCIREPO "OCIRepository"
 #define ENG_KIND_KS "Kustomization"
 
-/** What a reconcile pass works with; everything borrowed. */
+typedef struct eng_clients eng_clients;
+
+/**
+ * What a reconcile works with; everything borrowed. One eng_ctx per thread: the loop's workers
+ * each have their own target and client cache and share the state (engine/state.h says what
+ * is safe to share).
+ */
 typedef struct eng_ctx {
     eng_state *state;
     const eng_config *cfg;
@@ -25,6 +34,7 @@ typedef struct eng_ctx {
     bool debug;     /* trace registry exchanges */
     int64_t now_ms; /* wall clock read once per reconcile */
     bool changed;   /* set by a reconcile that stored a new artifact / applied a new revision */
+    eng_clients *clients; /* this thread's registry clients kept across reconciles, or NULL */
 } eng_ctx;
 
 /**
@@ -39,7 +49,46 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
 int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
                                 berth_error **err);
 
-/** One logfmt line to stderr: level, event, kind, name ("ns/name"), msg. */
+/* ---- engine/kustomization.c: drift in status ---- */
+
+/**
+ * What plan found drifted, as {"count": N, "objects": [{"id", "subject", "drift": "modified" |
+ * "missing"}]} (the first 100 objects), or *out NULL when nothing drifted. 0 or BERTH_ENOMEM.
+ */
+int eng_kustomization_drift_json(json_t **out, const eng_plan *plan);
+/**
+ * The Ready message of an applied Kustomization: "Applied revision: <rev>", plus "; drift
+ * corrected at <time>: <n> object(s) restored" while status.lastDriftCorrection is of that
+ * revision. Heap, NULL on OOM.
+ */
+char *eng_kustomization_ready_message(const json_t *status, const char *revision);
+
+/* ---- engine/mem.c ---- */
+
+/** How long nothing must be due before the loop gives memory back (eng_mem_idle). */
+#define ENG_IDLE_RELEASE_MS 10000
+/**
+ * Give memory back between bursts of work: malloc_trim(0), and with release_pages the clean
+ * file-backed private mappings of the process are paged out (MADV_PAGEOUT). Best effort; loop
+ * thread only.
+ */
+void eng_mem_idle(bool release_pages);
+
+/* ---- engine/log.c ---- */
+
+/** Send log records to fn in format (fn NULL: drop them). Set before threads start. */
+void eng_log_set_sink(berth_log_format format, berth_log_fn fn, void *payload);
+
+/**
+ * Append one record as a line (with '\n') to out: logfmt "ts level event [kind] [name] msg" or a
+ * JSON object with ts (RFC 3339, milliseconds, UTC), level, event, kind, name ("ns/name"),
+ * namespace, msg; kind and name are left out when NULL. Returns 0 or BERTH_ENOMEM.
+ */
+int eng_log_format_line(berth_buf *out, berth_log_format format, int64_t wall_ms, const char *level,
+                        const char *event, const char *kind, const char *ns, const char *name,
+                        const char *msg);
+
+/** One record to the sink: level, event, kind, name ("ns/name"), msg. One sink call per line. */
 void eng_log(const char *level, const char *event, const char *kind, const char *ns,
              const char *name, const char *fmt, ...) BERTH_PRINTF(6, 7);
 
@@ -61,6 +110,62 @@ bool eng_status_is_ready(const json_t *status);
 /** A string member of status (path of up to two keys), or NULL. */
 const char *eng_status_str(const json_t *status, const char *k1, const char *k2);
 
+/* ---- engine/clients.c: registry clients kept alive across reconciles ---- */
+
+struct berth_oci_client_opts;
+struct berth_oci_client;
+/** An empty cache. Returns 0 or BERTH_ENOMEM. */
+int eng_clients_new(eng_clients **out, berth_error **err);
+/** Free the cache and its clients. Accepts NULL. */
+void eng_clients_free(eng_clients *c);
+/**
+ * A client made with opts, from the cache when one with the same options is there, else made
+ * and kept. Only options without files or credentials are cached (creds, docker_config,
+ * ca_file, cert_file, key_file, progress all NULL), else BERTH_EINVAL: such clients are made per
+ * reconcile. *out is borrowed until eng_clients_free. One thread per cache. Returns 0 or the
+ * codes of berth_oci_client_new.
+ */
+int eng_clients_get(struct berth_oci_client **out, eng_clients *c,
+                    const struct berth_oci_client_opts *opts, berth_error **err);
+
+/* ---- engine/gc.c: state of objects that left the config ---- */
+
+/**
+ * Whether removing ks from the config deletes its inventory's objects (engine.md §1.9):
+ * deletionPolicy MirrorPrune follows spec.prune, Delete and WaitForTermination delete, Orphan
+ * keeps. (Suspension is checked at removal time, from the status.)
+ */
+bool eng_ks_prune_on_removal(const eng_kustomization *ks);
+
+/**
+ * Garbage-collect an object that left the config (a worker job). OCIRepository: its status,
+ * stored artifacts and suspend override are removed. Kustomization: when its inventory file
+ * records prune on and its last status is not suspended, the inventory's objects are deleted
+ * from the target first (as a prune, engine.md §3.9); then inventory, status and suspend
+ * override are removed. A failed deletion keeps what could not be deleted in the inventory and
+ * the status, and returns the error (the loop retries). Logs and records an event.
+ * Returns 0 or the codes of the state and target.
+ */
+int eng_gc_object(eng_ctx *ctx, const char *kind, const char *ns, const char *name,
+                  berth_error **err);
+
+/** Objects found in the state directory; the strings are owned by the list. */
+typedef struct eng_keylist {
+    eng_objkey *keys; /* kind is ENG_KIND_OCIREPO or ENG_KIND_KS; ns and name point into owned */
+    size_t len;
+    char **owned;
+    size_t n_owned;
+} eng_keylist;
+
+/**
+ * The objects with a status file (STATE/status/<kind>/<ns>/<name>.json) or, for a
+ * Kustomization, an inventory (STATE/inventory/<ns>/<name>.json), each once, into *out
+ * (initialised here; eng_keylist_dispose). Returns 0, BERTH_EIO or BERTH_ENOMEM.
+ */
+int eng_keylist_from_state(eng_keylist *out, eng_state *st, berth_error **err);
+/** Free the list. Accepts NULL. */
+void eng_keylist_dispose(eng_keylist *l);
+
 /* ---- engine/control.c: the suspend override and the control socket ---- */
 
 /** True when the state dir holds a suspend override for the object (berth suspend). */
@@ -75,6 +180,8 @@ typedef bool (*eng_control_wake_fn)(void *payload, const char *kind, const char 
  * state lock). Returns 0, BERTH_EINVAL (path too long for a Unix socket), BERTH_EIO, ENOMEM.
  */
 int eng_control_open(eng_control **out, const char *state_dir, berth_error **err);
+/** The listening socket, for the loop's poll (POLLIN: a client waits; serve with timeout 0). */
+int eng_control_fd(const eng_control *c);
 /** Close and unlink the socket. Accepts NULL. */
 void eng_control_free(eng_control *c);
 /**

@@ -9,9 +9,12 @@
  * (source not ready, dependency not ready, build error, apply error) leaves the previous
  * inventory and never prunes: the last applied state stays in place.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <berth/artifact.h>
 #include <berth/buf.h>
 
 #include "core/core.h"
@@ -63,6 +66,50 @@ static int source_status(json_t **status_out, eng_ctx *ctx, const eng_objref *re
     if (!eng_config_find_ocirepo(ctx->cfg, ref->ns, ref->name))
         return 0;
     return eng_state_status_read(status_out, ctx->state, ENG_KIND_OCIREPO, ref->ns, ref->name, err);
+}
+
+/*
+ * The tree of a copy-mode artifact (its path is the layer blob, a .tar.gz file): extracted once
+ * into "extracted/" beside the blob (staged, then renamed, so a reader never sees half a tree;
+ * when two extract at once the first rename wins) and reused while the artifact is current. The
+ * source's GC removes it with the artifact. *dir_out heap.
+ */
+static int copy_artifact_tree(char **dir_out, const char *blob, berth_error **err)
+{
+    const char *slash = strrchr(blob, '/');
+    char *parent = slash ? core_strndup(blob, (size_t)(slash - blob)) : NULL;
+    char *dir = parent ? core_sprintf("%s/extracted", parent) : NULL, *stage = NULL;
+    int rc = 0;
+
+    *dir_out = NULL;
+    if (!dir) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!core_fs_is_dir(dir)) {
+        if ((rc = core_fs_mkdtemp(&stage, parent, ".extract-", err)) < 0)
+            goto out;
+        if ((rc = berth_artifact_extract_file(blob, stage, NULL, err)) < 0) {
+            core_error_wrap(err, "extracting \"%s\"", blob);
+            goto out;
+        }
+        if (rename(stage, dir) != 0 && !core_fs_is_dir(dir)) {
+            rc = core_error_errno(err, errno, "renaming \"%s\" to \"%s\"", stage, dir);
+            goto out;
+        }
+    }
+    *dir_out = dir;
+    dir = NULL;
+out:
+    if (stage && core_fs_is_dir(stage)) {
+        berth_error *e = NULL; /* a leftover staging directory is not worth a failure */
+        (void)core_fs_remove_all(stage, &e);
+        berth_error_free(e);
+    }
+    core_free(stage);
+    core_free(dir);
+    core_free(parent);
+    return rc;
 }
 
 /* NULL when every dependency is Ready at its source's revision, else a heap message. */
@@ -162,7 +209,7 @@ out:
 
 static bool inventory_equal(const eng_inventory *a, const eng_inventory *b)
 {
-    if (a->len != b->len)
+    if (a->len != b->len || a->prune != b->prune)
         return false;
     for (size_t i = 0; i < a->len; i++) {
         const eng_inv_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -187,15 +234,57 @@ static int render(berth_buf *out, const eng_plan *p, bool with_deletes, berth_er
     return 0;
 }
 
+/* The most objects listed in status.lastDriftCorrection.objects (count has them all). */
+#define DRIFT_LIST_MAX 100
+
 /*
- * Apply the plan, prune (when asked) and compute the new inventory into *inv. A failed prune is
- * not a failed apply: its text goes to *prune_err_out (heap) and the objects whose deletion was
- * not confirmed stay in *inv, so the next run retries them (engine.md §3.9).
+ * The drifted changes of plan as {"count": N, "objects": [{"id", "subject", "drift"}]} (at most
+ * DRIFT_LIST_MAX objects), or *out NULL when nothing drifted.
  */
-static int apply(eng_inventory *inv, char **changes_out, char **prune_err_out, eng_ctx *ctx,
-                 const eng_kustomization *ks, const json_t *objects, const eng_inventory *old,
-                 berth_error **err)
+int eng_kustomization_drift_json(json_t **out, const eng_plan *plan)
 {
+    size_t n = eng_plan_drift_count(plan);
+    json_t *d = NULL, *objs = NULL;
+
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    if (!(d = json_object()) || !(objs = json_array()) ||
+        json_object_set_new(d, "count", json_integer((json_int_t)n)) < 0)
+        goto oom;
+    for (size_t i = 0; i < plan->len && json_array_size(objs) < DRIFT_LIST_MAX; i++) {
+        const eng_change *c = &plan->changes[i];
+        json_t *o;
+        if (c->drift == ENG_DRIFT_NONE)
+            continue;
+        if (!(o = json_pack("{s:s, s:s, s:s}", "id", c->id, "subject", c->subject, "drift",
+                            c->drift == ENG_DRIFT_MISSING ? "missing" : "modified")) ||
+            json_array_append_new(objs, o) < 0)
+            goto oom;
+    }
+    if (json_object_set_new(d, "objects", objs) < 0) {
+        objs = NULL;
+        goto oom;
+    }
+    *out = d;
+    return 0;
+oom:
+    json_decref(objs);
+    json_decref(d);
+    return BERTH_ENOMEM;
+}
+
+/*
+ * Apply the plan, prune (when asked) and compute the new inventory into *inv; *drift_out gets
+ * what drifted (eng_kustomization_drift_json) once the apply that corrected it succeeded. A
+ * failed prune is not a failed apply: its text goes to *prune_err_out (heap) and the objects
+ * whose deletion was not confirmed stay in *inv, so the next run retries them (engine.md §3.9).
+ */
+static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, char **prune_err_out,
+                 eng_ctx *ctx, const eng_kustomization *ks, const json_t *objects,
+                 const eng_inventory *old, berth_error **err)
+{
+    json_t *drift = NULL;
     eng_plan plan, pruned;
     eng_inventory stale = ENG_INVENTORY_INIT;
     berth_buf text = BERTH_BUF_INIT;
@@ -213,9 +302,14 @@ static int apply(eng_inventory *inv, char **changes_out, char **prune_err_out, e
         goto out;
     if ((rc = eng_target_plan(ctx->target, &plan, objects, old, err)) < 0)
         goto out;
-    if (eng_plan_drift_count(&plan) > 0)
+    if (eng_plan_drift_count(&plan) > 0) {
         eng_log("info", "drift", ENG_KIND_KS, ks->meta.ns, ks->meta.name,
                 "%zu object(s) changed out of band, restoring", eng_plan_drift_count(&plan));
+        if (eng_kustomization_drift_json(&drift, &plan) < 0) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
     if ((rc = eng_target_apply(ctx->target, inv, &plan, err)) < 0)
         goto out;
     if ((rc = render(&text, &plan, false, err)) < 0)
@@ -247,7 +341,12 @@ static int apply(eng_inventory *inv, char **changes_out, char **prune_err_out, e
     eng_inventory_sort(inv);
     if (text.len > 0 && !(*changes_out = core_strndup(text.ptr, text.len)))
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (rc == 0) {
+        *drift_out = drift;
+        drift = NULL;
+    }
 out:
+    json_decref(drift);
     if (rc < 0)
         eng_inventory_dispose(inv);
     berth_buf_dispose(&text);
@@ -306,12 +405,46 @@ static int set_str(json_t *st, const char *key, const char *val, berth_error **e
     return 0;
 }
 
+/*
+ * Record a drift correction (drift from eng_kustomization_drift_json, taken) as the berth
+ * extension status.lastDriftCorrection {time, revision, count, objects}; it stays until the
+ * next correction replaces it.
+ */
+static int set_drift(json_t *st, json_t *drift, const char *revision, int64_t now_ms,
+                     berth_error **err)
+{
+    char ts[32];
+    json_t *d;
+
+    core_time_rfc3339(ts, now_ms / 1000);
+    d = json_pack("{s:s, s:s, s:O, s:O}", "time", ts, "revision", revision, "count",
+                  json_object_get(drift, "count"), "objects", json_object_get(drift, "objects"));
+    json_decref(drift);
+    if (!d || json_object_set_new(st, "lastDriftCorrection", d) < 0)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Flux's Ready message, plus the last drift correction while it is of the applied revision. */
+char *eng_kustomization_ready_message(const json_t *st, const char *revision)
+{
+    json_t *d = json_object_get(st, "lastDriftCorrection");
+    const char *drev = json_string_value(json_object_get(d, "revision"));
+    const char *dtime = json_string_value(json_object_get(d, "time"));
+    json_int_t n = json_integer_value(json_object_get(d, "count"));
+
+    if (!drev || !dtime || strcmp(drev, revision) != 0)
+        return core_sprintf("Applied revision: %s", revision);
+    return core_sprintf("Applied revision: %s; drift corrected at %s: %lld object(s) restored",
+                        revision, dtime, (long long)n);
+}
+
 int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool *ready_out,
                                 berth_error **err)
 {
     const char *ns = ks->meta.ns, *name = ks->meta.name;
     eng_inventory old_inv = ENG_INVENTORY_INIT, inv = ENG_INVENTORY_INIT;
-    json_t *old = NULL, *st = NULL, *src = NULL, *objects = NULL;
+    json_t *old = NULL, *st = NULL, *src = NULL, *objects = NULL, *drift = NULL;
     char *msg = NULL, *root = NULL, *changes = NULL, *prune_err = NULL;
     const char *reason = NULL, *revision = NULL, *apath;
     berth_error *e = NULL;
@@ -361,6 +494,19 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
+    if (!core_fs_is_dir(root) && core_fs_exists(root)) { /* layerSelector.operation copy */
+        char *tree = NULL;
+        if (copy_artifact_tree(&tree, root, &e) < 0) {
+            char *t = berth_error_text(e);
+            reason = R_ARTIFACT;
+            msg =
+                core_sprintf("failed to extract artifact '%s': %s", apath, t ? t : "unknown error");
+            free(t);
+            goto status;
+        }
+        core_free(root);
+        root = tree;
+    }
     if (!core_fs_is_dir(root)) {
         reason = R_ARTIFACT;
         msg = core_sprintf("Source artifact not found: '%s' is missing from storage", apath);
@@ -386,16 +532,23 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     /* 4. apply and prune */
     if ((rc = eng_state_inventory_read(&old_inv, ctx->state, ns, name, err)) < 0)
         goto out;
-    if (apply(&inv, &changes, &prune_err, ctx, ks, objects, &old_inv, &e) < 0) {
+    if (apply(&inv, &changes, &drift, &prune_err, ctx, ks, objects, &old_inv, &e) < 0) {
         char *t = berth_error_text(e);
         reason = R_FAILED;
         msg = core_sprintf("apply failed: %s", t ? t : "unknown error");
         free(t);
         goto status;
     }
+    inv.prune = eng_ks_prune_on_removal(ks) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
     if (!inventory_equal(&inv, &old_inv) &&
         (rc = eng_state_inventory_write(ctx->state, ns, name, &inv, err)) < 0)
         goto out;
+    if (drift) { /* the apply corrected it, whatever prune and health say next */
+        rc = set_drift(st, drift, revision, ctx->now_ms, err);
+        drift = NULL; /* taken, also on failure */
+        if (rc < 0)
+            goto out;
+    }
     if (changes) {
         eng_emit(ctx, "info", ENG_KIND_KS, ns, name, R_SUCCEEDED, changes);
         for (char *line = changes, *nl; line && *line; line = nl) {
@@ -426,7 +579,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         ctx->changed = true;
     if ((rc = set_str(st, "lastAppliedRevision", revision, err)) < 0)
         goto out;
-    if (!(msg = core_sprintf("Applied revision: %s", revision))) {
+    if (!(msg = eng_kustomization_ready_message(st, revision))) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
@@ -453,6 +606,7 @@ status:
     }
     rc = eng_status_commit(ctx, ENG_KIND_KS, ns, name, old, st, err);
 out:
+    json_decref(drift);
     berth_error_free(e);
     eng_inventory_dispose(&old_inv);
     eng_inventory_dispose(&inv);

@@ -44,16 +44,22 @@ typedef struct fail {
     const char *cond; /* the condition carrying it: "FetchFailed", "SourceVerified", ... */
     char *message;
     bool stalled;
+    int64_t timeout_ms; /* spec.timeout, named when a failure is a timeout */
 } fail;
 
 static void fail_set(fail *f, const char *cond, const char *reason, berth_error *e,
                      const char *prefix)
 {
-    char *t = berth_error_text(e);
+    char *t = berth_error_text(e), dur[32] = "";
+    bool timeout = berth_error_code(e) == BERTH_ETIMEOUT && f->timeout_ms > 0;
+
+    if (timeout)
+        eng_duration_format(dur, f->timeout_ms);
     f->cond = cond;
     f->reason = reason;
     core_free(f->message);
-    f->message = core_sprintf("%s%s", prefix ? prefix : "", t ? t : "unknown error");
+    f->message = core_sprintf("%s%s%s%s%s", prefix ? prefix : "", timeout ? "timeout of " : "", dur,
+                              timeout ? " (spec.timeout) exceeded: " : "", t ? t : "unknown error");
     free(t);
 }
 
@@ -109,8 +115,9 @@ static void remove_secret_dir(char *tmpdir)
     core_free(tmpdir);
 }
 
-/* Build the registry client from insecure, secretRef and certSecretRef. */
-static int client_new(berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
+/* Build the registry client from insecure, secretRef and certSecretRef. Without Secrets it comes
+ * from the thread's cache (*borrowed_out true: not to be freed). */
+static int client_new(berth_oci_client **out, char **tmpdir_out, bool *borrowed_out, eng_ctx *ctx,
                       const eng_ocirepo *repo, berth_error **err)
 {
     berth_oci_client_opts o = BERTH_OCI_CLIENT_OPTS_INIT;
@@ -128,6 +135,7 @@ static int client_new(berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
     o.insecure = repo->insecure;
     o.debug = ctx->debug;
     o.max_retries = 2;
+    o.timeout_ms = repo->timeout_ms; /* bounds the whole reconcile's traffic (§2.1 timeout) */
     if (repo->secret_ref || repo->cert_secret_ref) {
         if ((rc = core_fs_mkdtemp(&tmp, eng_state_path(ctx->state), ".creds-", err)) < 0)
             goto out;
@@ -175,7 +183,12 @@ static int client_new(berth_oci_client **out, char **tmpdir_out, eng_ctx *ctx,
         if (ca || crt)
             o.insecure = false; /* a cert secret keeps TLS verification on (§2.1) */
     }
-    rc = berth_oci_client_new(out, &o, err);
+    if (!tmp && ctx->clients) {
+        rc = eng_clients_get(out, ctx->clients, &o, err);
+        *borrowed_out = rc == 0;
+    } else {
+        rc = berth_oci_client_new(out, &o, err);
+    }
 out:
     core_free(cfg);
     core_free(ca);
@@ -315,30 +328,76 @@ static void gc_artifacts(const char *dir, const char *keep)
     closedir(d);
 }
 
-/* Pull ref (by digest) into objdir/<hex>; *size_out is the layer size. */
+/* What Flux always excludes before spec.ignore when the user gives patterns (§2.8). */
+#define VCS_IGNORE ".git/\n.gitignore\n.gitmodules\n.gitattributes\n"
+
+/* The file a copy-mode artifact is stored as, inside its directory. */
+#define COPY_FILE "artifact.tgz"
+
+/*
+ * The name of the stored artifact's directory: the manifest hex, plus "-" and 12 hex digits of a
+ * hash of the storage settings (operation, layer media type, ignore) when they are not the
+ * default (extract the first layer, keep every file). A settings change then stores anew instead
+ * of reusing a tree made under the old settings. Heap, NULL on OOM.
+ */
+static char *artifact_dirname(const char *hex, const eng_ocirepo *repo)
+{
+    char key[72];
+    char *text;
+
+    if (repo->layer_operation == ENG_LAYER_EXTRACT && !repo->layer_media_type && !repo->ignore)
+        return core_strdup(hex);
+    text = core_sprintf("%s\n%s\n%s", repo->layer_operation == ENG_LAYER_COPY ? "copy" : "extract",
+                        repo->layer_media_type ? repo->layer_media_type : "",
+                        repo->ignore ? repo->ignore : "");
+    if (!text)
+        return NULL;
+    core_sha256_digest(key, text, strlen(text));
+    core_free(text);
+    return core_sprintf("%s-%.12s", hex, key + 7);
+}
+
 /*
  * Pull ref (by digest) into a fresh staging directory beside dest, then rename it to dest: a
  * dest that exists is always complete (a crash leaves only a ".pull-" directory, which GC
- * removes). A dest that is already there (the same digest, pulled before) is kept and nothing
- * is fetched. *size_out is the layer size, or -1 when nothing was pulled.
+ * removes). A dest that is already there (the same digest and settings, pulled before) is kept
+ * and nothing is fetched. extract: the layer's tree, less what spec.ignore excludes (with
+ * Flux's VCS set first); copy: the layer blob as is in dest/artifact.tgz (spec.ignore does not
+ * apply, as in Flux). *size_out is the layer size, or -1 when nothing was pulled.
  */
 static int store(int64_t *size_out, berth_oci_client *c, const berth_oci_ref *ref,
                  const eng_ocirepo *repo, const char *objdir, const char *dest, berth_error **err)
 {
     berth_pull_result res = {.source = NULL};
-    char *stage = NULL;
+    char *stage = NULL, *file = NULL, *patterns = NULL;
     int rc;
 
     *size_out = -1;
-    if (repo->layer_operation != ENG_LAYER_EXTRACT)
-        return core_error_set(err, BERTH_EUNSUPPORTED,
-                              "layerSelector.operation \"copy\" is not supported yet");
     if (core_fs_is_dir(dest))
         return 0;
     if ((rc = core_fs_mkdtemp(&stage, objdir, ".pull-", err)) < 0)
         return rc;
-    if ((rc = berth_artifact_pull(&res, c, ref, stage, repo->layer_media_type, NULL, err)) < 0)
-        goto out;
+    if (repo->layer_operation == ENG_LAYER_COPY) {
+        if (!(file = core_sprintf("%s/" COPY_FILE, stage))) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = berth_artifact_pull_blob(&res, c, ref, file, repo->layer_media_type, err)) < 0)
+            goto out;
+    } else {
+        if ((rc = berth_artifact_pull(&res, c, ref, stage, repo->layer_media_type, NULL, err)) < 0)
+            goto out;
+        if (repo->ignore) {
+            if (!(patterns = core_sprintf("%s%s", VCS_IGNORE, repo->ignore))) {
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+                goto out;
+            }
+            if ((rc = berth_artifact_apply_ignore(stage, patterns, err)) < 0) {
+                core_error_wrap(err, "applying spec.ignore");
+                goto out;
+            }
+        }
+    }
     if (rename(stage, dest) != 0) {
         rc = core_error_errno(err, errno, "renaming \"%s\" to \"%s\"", stage, dest);
         goto out;
@@ -352,8 +411,38 @@ out:
         berth_error_free(e);
     }
     core_free(stage);
+    core_free(file);
+    core_free(patterns);
     berth_pull_result_dispose(&res);
     return rc;
+}
+
+/* status.observedIgnore and status.observedLayerSelector, as source-controller writes them. */
+static int set_observed(json_t *st, const eng_ocirepo *repo, berth_error **err)
+{
+    json_t *ls = NULL;
+
+    json_object_del(st, "observedIgnore");
+    json_object_del(st, "observedLayerSelector");
+    if (repo->ignore && json_object_set_new(st, "observedIgnore", json_string(repo->ignore)) < 0)
+        goto oom;
+    if (!repo->has_layer_selector)
+        return 0;
+    if (!(ls = json_object()))
+        goto oom;
+    if (repo->layer_media_type &&
+        json_object_set_new(ls, "mediaType", json_string(repo->layer_media_type)) < 0)
+        goto oom;
+    if (json_object_set_new(
+            ls, "operation",
+            json_string(repo->layer_operation == ENG_LAYER_COPY ? "copy" : "extract")) < 0)
+        goto oom;
+    if (json_object_set_new(st, "observedLayerSelector", ls) < 0)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory"); /* ls was taken */
+    return 0;
+oom:
+    json_decref(ls);
+    return core_error_set(err, BERTH_ENOMEM, "out of memory");
 }
 
 static const char *fetch_reason(int rc)
@@ -370,11 +459,11 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
     berth_error *e = NULL;
     json_t *old = NULL, *st = NULL;
     char *tmpdir = NULL, *objdir = NULL, *tag = NULL, *digest = NULL, *revision = NULL;
-    char *dest = NULL, *msg = NULL, *relpath = NULL;
-    const char *stored_rev, *hex;
-    fail f = {.reason = NULL};
+    char *dest = NULL, *msg = NULL, *relpath = NULL, *dirname = NULL;
+    const char *stored_rev, *stored_path, *hex;
+    fail f = {.reason = NULL, .timeout_ms = repo->timeout_ms};
     int64_t size = -1;
-    bool unchanged = false;
+    bool unchanged = false, borrowed = false;
     int rc;
 
     *ready_out = false;
@@ -406,7 +495,7 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
         goto status;
     }
     /* 2. the client */
-    if (client_new(&client, &tmpdir, ctx, repo, &e) < 0) {
+    if (client_new(&client, &tmpdir, &borrowed, ctx, repo, &e) < 0) {
         fail_set(&f, "FetchFailed", R_AUTH, e, "failed to configure the registry client: ");
         goto status;
     }
@@ -438,8 +527,11 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
     }
     revision = tag ? core_sprintf("%s@%s", tag, digest) : core_strdup(digest);
     hex = strchr(digest, ':') ? strchr(digest, ':') + 1 : digest;
-    dest = core_sprintf("%s/%s", objdir, hex);
-    relpath = core_sprintf("ocirepository/%s/%s/%s", ns, name, hex);
+    dirname = artifact_dirname(hex, repo);
+    dest = dirname ? core_sprintf("%s/%s", objdir, dirname) : NULL;
+    relpath = dirname ? core_sprintf("ocirepository/%s/%s/%s%s", ns, name, dirname,
+                                     repo->layer_operation == ENG_LAYER_COPY ? "/" COPY_FILE : "")
+                      : NULL;
     if (!revision || !dest || !relpath || berth_oci_ref_set(&ref, NULL, digest) < 0) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
@@ -447,7 +539,9 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
 
     /* 4. no change: same revision, stored files there, verification (if asked) done */
     stored_rev = eng_status_str(st, "artifact", "revision");
-    if (stored_rev && strcmp(stored_rev, revision) == 0 && core_fs_is_dir(dest)) {
+    stored_path = eng_status_str(st, "artifact", "path");
+    if (stored_rev && strcmp(stored_rev, revision) == 0 && stored_path &&
+        strcmp(stored_path, relpath) == 0 && core_fs_is_dir(dest)) {
         json_t *sv = eng_status_condition(st, "SourceVerified");
         const char *svs = sv ? json_string_value(json_object_get(sv, "status")) : NULL;
         unchanged = !repo->verify || (svs && strcmp(svs, "True") == 0);
@@ -476,7 +570,7 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
         rc = 0;
         goto status;
     }
-    gc_artifacts(objdir, hex);
+    gc_artifacts(objdir, dirname);
     if (size < 0) { /* the same digest was stored before (another tag, or re-verified) */
         json_t *sz = json_object_get(json_object_get(st, "artifact"), "size");
         size = json_is_integer(sz) ? json_integer_value(sz) : -1;
@@ -488,7 +582,8 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
                                 .updated_ms = ctx->now_ms,
                                 .path = relpath,
                                 .url = NULL};
-        if ((rc = eng_status_set_artifact(st, &ai, err)) < 0)
+        if ((rc = eng_status_set_artifact(st, &ai, err)) < 0 ||
+            (rc = set_observed(st, repo, err)) < 0)
             goto out;
     }
     ctx->changed = true;
@@ -542,13 +637,15 @@ out:
     berth_error_free(e);
     core_free(f.message);
     remove_secret_dir(tmpdir);
-    berth_oci_client_free(client);
+    if (!borrowed)
+        berth_oci_client_free(client);
     berth_oci_ref_dispose(&ref);
     core_free(objdir);
     core_free(tag);
     core_free(digest);
     core_free(revision);
     core_free(dest);
+    core_free(dirname);
     core_free(relpath);
     core_free(msg);
     json_decref(old);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,9 @@ int eng_inventory_to_json(json_t **out, const eng_inventory *inv, berth_error **
     for (size_t i = 0; i < inv->len; i++)
         if (json_array_append_new(a, entry_json(&inv->entries[i])) < 0)
             goto oom;
+    if (inv->prune != ENG_INV_PRUNE_UNKNOWN &&
+        json_object_set_new(o, "prune", json_boolean(inv->prune == ENG_INV_PRUNE_ON)) < 0)
+        goto oom;
     json_decref(a);
     *out = o;
     return 0;
@@ -176,12 +180,15 @@ static int entry_from_json(eng_inventory *out, const json_t *e, size_t i, const 
 int eng_inventory_from_json(eng_inventory *out, const json_t *j, const char *what,
                             berth_error **err)
 {
-    const json_t *a = json_object_get(j, "entries");
+    const json_t *a = json_object_get(j, "entries"), *prune = json_object_get(j, "prune");
     int rc = 0;
     BERTH_ARG_CHECK(out);
     eng_inventory_init(out);
     if (!json_is_array(a))
         return core_error_set(err, BERTH_EINVAL, "%s: inventory has no \"entries\" list",
+                              what ? what : "inventory");
+    if (prune && !json_is_boolean(prune))
+        return core_error_set(err, BERTH_EINVAL, "%s: inventory \"prune\" is not a boolean",
                               what ? what : "inventory");
     for (size_t i = 0; i < json_array_size(a) && rc == 0; i++)
         rc = entry_from_json(out, json_array_get(a, i), i, what ? what : "inventory", err);
@@ -189,6 +196,8 @@ int eng_inventory_from_json(eng_inventory *out, const json_t *j, const char *wha
         eng_inventory_dispose(out);
     else
         eng_inventory_sort(out);
+    if (rc == 0 && prune)
+        out->prune = json_is_true(prune) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
     return rc;
 }
 
@@ -528,6 +537,7 @@ struct eng_state {
     int lock_fd;
     size_t events_max_bytes;
     unsigned int events_keep;
+    pthread_mutex_t events_mu; /* one appender (and rotator) of events.jsonl at a time */
 };
 
 const char *eng_state_path(const eng_state *st)
@@ -668,6 +678,7 @@ int eng_state_open(eng_state **out, const char *dir, const eng_state_opts *opts,
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
     }
     st->lock_fd = -1;
+    pthread_mutex_init(&st->events_mu, NULL);
     st->events_max_bytes = opts && opts->events_max_bytes ? opts->events_max_bytes : 8u << 20;
     st->events_keep = opts && opts->events_keep ? opts->events_keep : 3;
     if ((rc = core_fs_mkdirs(dir, 0700, err)) < 0 || (rc = take_lock(st, err)) < 0 ||
@@ -687,6 +698,7 @@ void eng_state_free(eng_state *st)
         return;
     if (st->lock_fd >= 0)
         close(st->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&st->events_mu);
     core_free(st->dir);
     core_free(st);
 }
@@ -843,6 +855,7 @@ static int sorted_json(json_t **out, const eng_inventory *inv, berth_error **err
     for (size_t i = 0; i < inv->len; i++)
         view.entries[i] = *p[i]; /* shallow: view borrows the strings */
     view.len = inv->len;
+    view.prune = inv->prune;
     rc = eng_inventory_to_json(out, &view, err);
     core_free(view.entries);
     core_free(p);
@@ -956,7 +969,9 @@ int eng_state_event_append(eng_state *st, const eng_event *ev, berth_error **err
     json_decref(o);
     if (!text)
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    pthread_mutex_lock(&st->events_mu);
     rc = append_line(st, text, strlen(text), err);
+    pthread_mutex_unlock(&st->events_mu);
     core_free(text);
     return rc;
 }

@@ -18,7 +18,9 @@
  * "<ns>_<name>_<group>_<kind>" ids, engine.md §1.6, plus a per-entry content digest) and the
  * status condition helpers (engine.md §1.6, oci-artifacts.md §2.6).
  *
- * An eng_state is used from the engine's loop thread only; it holds no other locks.
+ * An eng_state is shared by the loop thread and its workers: paths are read-only, status and
+ * inventory files are per object (the loop never runs two jobs of one object) and written
+ * atomically, and events.jsonl is appended and rotated under a mutex.
  */
 #ifndef BERTH_ENGINE_STATE_H
 #define BERTH_ENGINE_STATE_H
@@ -36,16 +38,24 @@ typedef struct eng_inv_entry {
     char *digest;  /* "sha256:<hex>" of the content the target wrote, or NULL */
 } eng_inv_entry;
 
+/** What removing the Kustomization from the config does to its inventory's objects. */
+typedef enum {
+    ENG_INV_PRUNE_UNKNOWN = 0, /* not recorded (an older file): the objects are kept */
+    ENG_INV_PRUNE_ON,          /* deleted (engine.md §1.9: deletionPolicy applied to prune) */
+    ENG_INV_PRUNE_OFF          /* kept */
+} eng_inv_prune;
+
 /** A list of entries; kept sorted by id by eng_inventory_sort and when read from disk. */
 typedef struct eng_inventory {
     eng_inv_entry *entries;
     size_t len;
     size_t cap;
+    eng_inv_prune prune; /* "prune": true|false in the file; recorded by each apply */
 } eng_inventory;
 
 #define ENG_INVENTORY_INIT                                                                         \
     {                                                                                              \
-        NULL, 0, 0                                                                                 \
+        NULL, 0, 0, ENG_INV_PRUNE_UNKNOWN                                                          \
     }
 
 /** An inventory id taken apart. Every field is heap (eng_objid_dispose). */
@@ -75,7 +85,10 @@ const eng_inv_entry *eng_inventory_find(const eng_inventory *inv, const char *id
  */
 int eng_inventory_diff(eng_inventory *stale_out, const eng_inventory *old, const eng_inventory *cur,
                        berth_error **err);
-/** {"entries":[{"id","v","digest"?}]} in the inventory's order. Returns 0 or BERTH_ENOMEM. */
+/**
+ * {"entries":[{"id","v","digest"?}],"prune"?: bool} in the inventory's order ("prune" only when
+ * known). Returns 0 or BERTH_ENOMEM.
+ */
 int eng_inventory_to_json(json_t **out, const eng_inventory *inv, berth_error **err);
 /**
  * The reverse of eng_inventory_to_json into *out (initialised here), sorted. what names the

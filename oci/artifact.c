@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "oci/artifact_internal.h"
+#include "oci/ignore.h"
 
 #define CONFIG_MAX (1u << 20) /* style.md 2.5: config ceiling */
 
@@ -795,5 +796,163 @@ out:
     core_free(local);
     core_free(tmpdir);
     core_free(shown);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- copy and ignore (engine) */
+int berth_artifact_pull_blob(berth_pull_result *out, berth_oci_client *c, const berth_oci_ref *ref,
+                             const char *out_file, const char *layer_media_type, berth_error **err)
+{
+    berth_oci_blob blob = {0};
+    berth_oci_manifest m = {0};
+    char *shown = NULL;
+    file_sink fs = {.fd = -1, .path = out_file, .errnum = 0};
+    const berth_oci_desc *layer;
+    const char *src, *rev;
+    bool created = false;
+    int rc;
+
+    BERTH_ARG_CHECK(out && c && ref && out_file);
+    memset(out, 0, sizeof(*out));
+    if (!(shown = berth_oci_ref_string(ref)))
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if ((rc = fetch_manifest(&blob, &m, c, ref, shown, err)) < 0)
+        goto out;
+    if (!(layer = pick_layer(&m, layer_media_type))) {
+        rc = layer_media_type
+                 ? core_error_set(err, BERTH_ENOTFOUND, "\"%s\" has no layer of media type \"%s\"",
+                                  shown, layer_media_type)
+                 : core_error_set(err, BERTH_ENOTFOUND, "\"%s\" has no layers", shown);
+        goto out;
+    }
+    if ((fs.fd = open(out_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        rc = core_error_errno(err, errno, "creating \"%s\"", out_file);
+        goto out;
+    }
+    created = true;
+    /* berth_oci_blob_get checks size and digest as the bytes stream */
+    if ((rc = berth_oci_blob_get(c, ref, layer->digest, layer->size, file_write, &fs, err)) < 0) {
+        if (fs.errnum)
+            core_error_errno(err, fs.errnum, "writing \"%s\"", out_file);
+        core_error_wrap(err, "downloading layer %s of \"%s\"", layer->digest, shown);
+        goto out;
+    }
+    if (fsync(fs.fd) < 0 || close(fs.fd) < 0) {
+        fs.fd = -1;
+        rc = core_error_errno(err, errno, "writing \"%s\"", out_file);
+        goto out;
+    }
+    fs.fd = -1;
+    snprintf(out->digest, sizeof(out->digest), "%s", blob.digest ? blob.digest : "");
+    src = berth_kv_get(m.annotations, m.annotations_len, BERTH_ANN_SOURCE);
+    rev = berth_kv_get(m.annotations, m.annotations_len, BERTH_ANN_REVISION);
+    out->source = src ? core_strdup(src) : NULL;
+    out->revision = rev ? core_strdup(rev) : NULL;
+    out->layer_media_type = layer->media_type ? core_strdup(layer->media_type) : NULL;
+    out->layer_size = layer->size;
+    if ((src && !out->source) || (rev && !out->revision) ||
+        (layer->media_type && !out->layer_media_type)) {
+        berth_pull_result_dispose(out);
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+out:
+    if (fs.fd >= 0)
+        close(fs.fd);
+    if (rc < 0 && created)
+        (void)unlink(out_file); /* no partial file, unverified bytes included */
+    berth_oci_manifest_dispose(&m);
+    berth_oci_blob_dispose(&blob);
+    core_free(shown);
+    return rc;
+}
+
+/* Remove what ig excludes below dir/rel (rel "" for the root); rel is a scratch buffer. */
+static int prune_ignored(const oci_ignore *ig, bool negation, const char *dir, berth_buf *rel,
+                         berth_error **err)
+{
+    char *path = rel->len ? core_sprintf("%s/%s", dir, rel->ptr) : core_strdup(dir);
+    DIR *d = path ? opendir(path) : NULL;
+    struct dirent *de;
+    int rc = 0;
+
+    if (!path)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (!d) {
+        rc = core_error_errno(err, errno, "reading directory \"%s\"", path);
+        core_free(path);
+        return rc;
+    }
+    while (rc == 0 && (de = readdir(d))) {
+        size_t mark = rel->len;
+        struct stat sb;
+        char *child;
+        bool is_dir, excluded;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((mark && berth_buf_puts(rel, "/") < 0) || berth_buf_puts(rel, de->d_name) < 0 ||
+            !(child = core_sprintf("%s/%s", dir, rel->ptr))) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            break;
+        }
+        if (lstat(child, &sb) < 0) {
+            rc = core_error_errno(err, errno, "inspecting \"%s\"", child);
+        } else {
+            is_dir = S_ISDIR(sb.st_mode);
+            excluded = oci_ignore_match(ig, rel->ptr, is_dir);
+            if (is_dir && (!excluded || negation)) {
+                /* a '!' pattern may bring back something below an excluded directory */
+                rc = prune_ignored(ig, negation, dir, rel, err);
+                if (rc == 0 && excluded)
+                    (void)rmdir(child); /* kept only when something below came back */
+            } else if (excluded) {
+                rc = core_fs_remove_all(child, err);
+            }
+        }
+        core_free(child);
+        rel->len = mark;
+        if (rel->ptr)
+            rel->ptr[mark] = '\0';
+    }
+    closedir(d);
+    core_free(path);
+    return rc;
+}
+
+int berth_artifact_apply_ignore(const char *dir, const char *patterns, berth_error **err)
+{
+    berth_buf rel = BERTH_BUF_INIT;
+    oci_ignore *ig = NULL;
+    const char **lines = NULL;
+    char *copy = NULL;
+    size_t n = 0, cap = 1;
+    int rc;
+
+    BERTH_ARG_CHECK(dir && patterns);
+    for (const char *s = patterns; *s; s++)
+        cap += *s == '\n';
+    if (!(copy = core_strdup(patterns)) || !(lines = core_calloc(cap, sizeof(*lines)))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (char *s = copy, *nl;; s = nl + 1) {
+        size_t len;
+        if ((nl = strchr(s, '\n')))
+            *nl = '\0';
+        len = strlen(s);
+        if (len > 0 && s[len - 1] == '\r')
+            s[len - 1] = '\0';
+        lines[n++] = s;
+        if (!nl)
+            break;
+    }
+    if ((rc = oci_ignore_new_list(&ig, lines, n, err)) < 0)
+        goto out;
+    rc = prune_ignored(ig, oci_ignore_has_negation(ig), dir, &rel, err);
+out:
+    oci_ignore_free(ig);
+    berth_buf_dispose(&rel);
+    core_free(lines);
+    core_free(copy);
     return rc;
 }

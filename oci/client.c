@@ -72,6 +72,7 @@ struct berth_oci_client {
     uint64_t rng; /* xorshift state for jitter */
     host_scheme *schemes;
     size_t schemes_len;
+    berth_mono_ms deadline; /* opts.timeout_ms from creation; 0: none */
 };
 
 /* One registry request and its retries. Inputs are set by the caller after call_init. */
@@ -158,8 +159,15 @@ static void short_digest(char out[24], const char *digest)
     snprintf(out, 24, "%.12s", c ? c + 1 : digest);
 }
 
+static bool deadline_passed(const berth_oci_client *c)
+{
+    return c->deadline > 0 && core_mono_now() >= c->deadline;
+}
+
 static void do_sleep(berth_oci_client *c, int64_t ms)
 {
+    if (c->deadline > 0 && ms > c->deadline - core_mono_now())
+        ms = c->deadline - core_mono_now(); /* a backoff never outlasts the budget */
     if (ms <= 0)
         return;
     if (c->hooks.sleep_ms)
@@ -488,6 +496,10 @@ int oci_client_new_with_http(berth_oci_client **out, const berth_oci_client_opts
     }
     c->http = http;
     client_defaults(c, opts);
+    if (opts && opts->timeout_ms > 0) {
+        c->deadline = core_mono_now() + opts->timeout_ms;
+        core_http_set_deadline(http, c->deadline);
+    }
     if ((rc = oci_auth_new(&c->auth, opts ? opts->creds : NULL, opts ? opts->docker_config : NULL,
                            err)) < 0) {
         berth_oci_client_free(c);
@@ -616,7 +628,7 @@ static int call_scopes(const oci_call *call, oci_scopes *s)
 static void call_failed(berth_oci_client *c, oci_call *call, int rc, berth_error *e)
 {
     if ((rc == BERTH_ENET || rc == BERTH_ETIMEOUT) && call->retry &&
-        call->attempts < c->max_retries) {
+        call->attempts < c->max_retries && !deadline_passed(c)) {
         call->delay_ms = backoff_ms(c, call->attempts);
         call->attempts++;
         berth_error_free(e); /* transient: the retry decides */
@@ -751,6 +763,12 @@ static void call_finish(berth_oci_client *c, oci_call *call, core_http_xfer *xf)
             hs->state = SCHEME_HTTP;
             berth_error_free(call->saved_err);
             call->saved_err = NULL;
+        } else if (x->rc == BERTH_ETIMEOUT) {
+            /* something took the plain-http request and answered too slowly (or the time
+             * budget ran out): that timeout is the news, not the TLS failure before it */
+            hs->state = SCHEME_UNKNOWN;
+            berth_error_free(call->saved_err);
+            call->saved_err = NULL;
         } else {
             hs->state = SCHEME_UNKNOWN; /* report the https failure */
             berth_error_free(x->err);
@@ -824,7 +842,8 @@ static void call_finish(berth_oci_client *c, oci_call *call, core_http_xfer *xf)
         call_reset_attempt(call);
         return; /* resend with the new credentials */
     }
-    if (retryable_status(st) && call->retry && call->attempts < c->max_retries) {
+    if (retryable_status(st) && call->retry && call->attempts < c->max_retries &&
+        !deadline_passed(c)) {
         int64_t d = backoff_ms(c, call->attempts);
         char *ra = core_http_resp_header(&x->resp, "Retry-After");
         int64_t ra_ms = oci_retry_after_ms(ra, wall_now(c));

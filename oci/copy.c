@@ -143,6 +143,35 @@ static int reg_blob_exists(oci_store *s, const char *digest, int64_t size, bool 
     return berth_oci_blob_exists(out, r->client, &r->ref, digest, err);
 }
 
+static int reg_manifest_exists(oci_store *s, const char *digest, bool *out, berth_error **err)
+{
+    registry *r = (registry *)s;
+    berth_oci_ref ref = {0};
+    berth_error *e = NULL;
+    char *got = NULL, *mt = NULL;
+    int rc;
+
+    *out = false;
+    if ((rc = reg_ref(&ref, r, NULL, digest, err)) < 0)
+        return rc;
+    rc = berth_oci_manifest_head(&got, &mt, r->client, &ref, &e);
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_free(e); /* absent: the caller copies it */
+        rc = 0;
+    } else if (rc < 0) {
+        if (err && !*err)
+            *err = e;
+        else
+            berth_error_free(e); /* err holds an earlier chain or is NULL: keep the code */
+    } else {
+        *out = got && strcmp(got, digest) == 0;
+    }
+    core_free(got);
+    core_free(mt);
+    berth_oci_ref_dispose(&ref);
+    return rc;
+}
+
 static int reg_get_blob(oci_store *s, const char *digest, int64_t size, berth_oci_sink_fn sink,
                         void *payload, berth_error **err)
 {
@@ -256,6 +285,7 @@ static const oci_store_ops registry_ops = {
     .get_manifest = reg_get_manifest,
     .put_manifest = reg_put_manifest,
     .blob_exists = reg_blob_exists,
+    .manifest_exists = reg_manifest_exists,
     .get_blob = reg_get_blob,
     .put_blob = reg_put_blob,
     .list_tags = reg_list_tags,
@@ -329,8 +359,8 @@ static int split_path_tag(char **path_out, char **tag_out, const char *rest, con
     return 0;
 }
 
-static int location_open(oci_store **out, const char *loc, bool is_dst, berth_oci_client *client,
-                         berth_error **err)
+int oci_location_open(oci_store **out, const char *loc, bool is_dst, berth_oci_client *client,
+                      berth_error **err)
 {
     char *path = NULL, *tag = NULL;
     int rc;
@@ -537,6 +567,18 @@ static int manifest_done(copier *c, const char *digest, berth_error **err)
     return strset_add(&c->sig_queue, digest) < 0 ? oom(err) : 0;
 }
 
+/* Does the destination hold the manifest already (stores without a cheap check say no)? */
+static int manifest_present(copier *c, const char *digest, bool *out, berth_error **err)
+{
+    int rc;
+    *out = false;
+    if (!c->dst->ops->manifest_exists)
+        return 0;
+    if ((rc = c->dst->ops->manifest_exists(c->dst, digest, out, err)) < 0)
+        return core_error_wrap(err, "checking manifest \"%s\" at %s", digest, c->dst->name);
+    return 0;
+}
+
 /* Copy the graph of one manifest (by digest) and store it: children first, then itself. */
 static int copy_manifest(copier *c, const char *digest, const char *tag, oci_put_mode mode,
                          berth_error **err)
@@ -546,6 +588,17 @@ static int copy_manifest(copier *c, const char *digest, const char *tag, oci_put
 
     if (mode == OCI_PUT_CHILD && strset_has(&c->manifests_done, digest))
         return 0;
+    if (mode == OCI_PUT_CHILD) {
+        bool have = false;
+        if ((rc = manifest_present(c, digest, &have, err)) < 0)
+            return rc;
+        if (have) {
+            c->res->manifests_skipped++;
+            if (strset_add(&c->manifests_done, digest) < 0)
+                return oom(err);
+            return strset_add(&c->sig_queue, digest) < 0 ? oom(err) : 0;
+        }
+    }
     if ((rc = c->src->ops->get_manifest(c->src, digest, &b, err)) < 0)
         goto out;
     if ((rc = copy_children(c, &b, err)) < 0)
@@ -671,14 +724,15 @@ static const char *tmp_parent(void)
     return (t && *t) ? t : "/tmp";
 }
 
-int berth_copy(berth_copy_result *out, const char *src, const char *dst,
-               const berth_copy_opts *opts, berth_error **err)
+int oci_copy_graph(berth_copy_result *out, oci_store *src, const char *src_want, oci_store *dst,
+                   const char *dst_tag, bool tag_from_src, const berth_copy_opts *opts,
+                   berth_error **err)
 {
     berth_copy_opts defaults;
     berth_copy_result res;
     copier c;
     berth_oci_blob root = {0};
-    const char *dst_tag;
+    bool have = false;
     int rc;
 
     BERTH_ARG_CHECK(out && src && dst);
@@ -691,23 +745,26 @@ int berth_copy(berth_copy_result *out, const char *src, const char *dst,
         opts = &defaults;
     c.opts = opts;
     c.res = &res;
-    if ((rc = location_open(&c.src, src, false, opts->src_client, err)) < 0)
-        goto out;
-    if ((rc = location_open(&c.dst, dst, true, opts->dst_client, err)) < 0)
-        goto out;
+    c.src = src;
+    c.dst = dst;
     if ((rc = core_fs_mkdtemp(&c.work, tmp_parent(), "berth-copy-", err)) < 0)
         goto out;
 
-    if ((rc = c.src->ops->resolve(c.src, NULL, &root, err)) < 0)
+    if ((rc = c.src->ops->resolve(c.src, src_want, &root, err)) < 0)
         goto out;
     if (c.dst->digest && strcmp(c.dst->digest, root.digest) != 0) {
         rc = core_error_set(err, BERTH_EINVAL, "destination digest \"%s\" differs from \"%s\"",
                             c.dst->digest, root.digest);
         goto out;
     }
-    dst_tag = c.dst->tag ? c.dst->tag : (c.dst->digest ? NULL : c.src->tag);
+    if (!dst_tag && tag_from_src)
+        dst_tag = c.dst->tag ? c.dst->tag : (c.dst->digest ? NULL : c.src->tag);
 
-    if ((rc = copy_children(&c, &root, err)) < 0)
+    /* a root the destination already holds has all its content there (registries check
+     * references on PUT, and the layout writes children first): only tag and signatures left */
+    if ((rc = manifest_present(&c, root.digest, &have, err)) < 0)
+        goto out;
+    if (!have && (rc = copy_children(&c, &root, err)) < 0)
         goto out;
     if (strset_add(&c.sig_queue, root.digest) < 0) {
         rc = oom(err);
@@ -723,13 +780,9 @@ int berth_copy(berth_copy_result *out, const char *src, const char *dst,
     }
     if (!strset_has(&c.manifests_done, root.digest))
         res.manifests++;
-    if ((rc = c.dst->ops->commit(c.dst, err)) < 0)
-        goto out;
     snprintf(res.digest, sizeof(res.digest), "%s", root.digest);
     *out = res;
 out:
-    if (rc < 0)
-        core_error_wrap(err, "copying \"%s\" to \"%s\"", src, dst);
     if (c.work) {
         berth_error *e = NULL;
         if (core_fs_remove_all(c.work, &e) < 0)
@@ -741,7 +794,30 @@ out:
     strset_dispose(&c.manifests_done);
     strset_dispose(&c.sig_queue);
     berth_strv_free(c.tags, c.tags_n);
-    oci_store_close(c.src);
-    oci_store_close(c.dst);
+    return rc;
+}
+
+int berth_copy(berth_copy_result *out, const char *src, const char *dst,
+               const berth_copy_opts *opts, berth_error **err)
+{
+    oci_store *s = NULL, *d = NULL;
+    int rc;
+
+    BERTH_ARG_CHECK(out && src && dst);
+    memset(out, 0, sizeof(*out));
+    if ((rc = oci_location_open(&s, src, false, opts ? opts->src_client : NULL, err)) < 0)
+        goto out;
+    if ((rc = oci_location_open(&d, dst, true, opts ? opts->dst_client : NULL, err)) < 0)
+        goto out;
+    if ((rc = oci_copy_graph(out, s, NULL, d, NULL, true, opts, err)) < 0)
+        goto out;
+    rc = d->ops->commit(d, err);
+out:
+    if (rc < 0) {
+        memset(out, 0, sizeof(*out));
+        core_error_wrap(err, "copying \"%s\" to \"%s\"", src, dst);
+    }
+    oci_store_close(s);
+    oci_store_close(d);
     return rc;
 }

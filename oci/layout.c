@@ -1618,3 +1618,22 @@ out:
     core_free(name);
     return rc;
 }
+
+/* ---------------------------------------------------------------- for copy lists */
+
+bool oci_store_is_companion_tag(const char *tag)
+{
+    return tag && is_companion_tag(tag);
+}
+
+int oci_archive_extract(const char *file, const char *dir, berth_error **err)
+{
+    BERTH_ARG_CHECK(file && dir);
+    return extract_archive(file, dir, err);
+}
+
+int oci_archive_pack(const char *dir, const char *file, berth_error **err)
+{
+    BERTH_ARG_CHECK(dir && file);
+    return pack_archive(dir, file, err);
+}

@@ -10,6 +10,7 @@
 #ifndef BERTH_OCI_STORE_H
 #define BERTH_OCI_STORE_H
 
+#include <berth/copy.h>
 #include <berth/oci.h>
 
 typedef struct oci_store oci_store;
@@ -32,6 +33,8 @@ typedef struct oci_store_ops {
     /* *out true when the blob is present (size < 0: unknown size). */
     int (*blob_exists)(oci_store *s, const char *digest, int64_t size, bool *out,
                        berth_error **err);
+    /* *out true when the manifest is present by digest; may be NULL (no cheap check: copy it). */
+    int (*manifest_exists)(oci_store *s, const char *digest, bool *out, berth_error **err);
     /* Stream a blob into sink, verified: BERTH_EVERIFY (digest and location named) when the
      * bytes do not hash to digest, in which case the sink has seen bad bytes. */
     int (*get_blob)(oci_store *s, const char *digest, int64_t size, berth_oci_sink_fn sink,
@@ -76,6 +79,31 @@ int oci_layout_open(oci_store **out, const char *dir, const char *tag, bool crea
  */
 int oci_archive_open(oci_store **out, const char *file, const char *tag, bool create,
                      berth_error **err);
+
+/**
+ * Open a location string (oci://, docker://, oci-layout:, oci-archive:) as a store; is_dst
+ * creates missing layouts and archives. client (borrowed, may be NULL) serves a registry.
+ */
+int oci_location_open(oci_store **out, const char *loc, bool is_dst, berth_oci_client *client,
+                      berth_error **err);
+
+/**
+ * Copy the manifest src resolves src_want to (NULL: the store's own tag, digest or default),
+ * with its whole graph and (unless opts->skip_signatures) its companions, into dst, tagging the
+ * root last under dst_tag. With dst_tag NULL and tag_from_src, the tag is dst's own, else (dst
+ * has no digest) src's. Manifests and blobs dst already holds are not sent again. Does not
+ * commit dst. *out is filled on success.
+ */
+int oci_copy_graph(berth_copy_result *out, oci_store *src, const char *src_want, oci_store *dst,
+                   const char *dst_tag, bool tag_from_src, const berth_copy_opts *opts,
+                   berth_error **err);
+
+/** Extract the OCI archive file into the existing directory dir (paths checked). */
+int oci_archive_extract(const char *file, const char *dir, berth_error **err);
+/** Write the layout in dir as an OCI archive to file (lexical order, mtime 0, temp + rename). */
+int oci_archive_pack(const char *dir, const char *file, berth_error **err);
+/** Is tag a cosign companion or referrers fallback tag ("sha256-<hex>[.sig|.att|.sbom]")? */
+bool oci_store_is_companion_tag(const char *tag);
 
 /** Close a store (NULL accepted). */
 void oci_store_close(oci_store *s);

@@ -138,6 +138,25 @@ BERTH_EXTERN int berth_artifact_pull(berth_pull_result *out, berth_oci_client *c
                                      berth_error **err);
 
 /**
+ * Pull ref and store its first layer (or the layer of layer_media_type when non-NULL) as is,
+ * without extracting it, in out_file (created, mode 0600; it must not exist). The bytes are
+ * checked against the layer's size and digest as they stream; on failure out_file is removed.
+ * Flux's OCIRepository layerSelector.operation "copy". *out as berth_artifact_pull.
+ */
+BERTH_EXTERN int berth_artifact_pull_blob(berth_pull_result *out, berth_oci_client *c,
+                                          const berth_oci_ref *ref, const char *out_file,
+                                          const char *layer_media_type, berth_error **err);
+
+/**
+ * Remove from the tree dir what the gitignore patterns exclude (one pattern per line, '#'
+ * comments and blank lines skipped; the go-git gitignore subset of spec §1.4, evaluated with dir
+ * as the root, last matching pattern wins). Used for OCIRepository spec.ignore on an extracted
+ * layer. Returns 0, BERTH_EIO / BERTH_EDENIED (naming the path) or BERTH_ENOMEM.
+ */
+BERTH_EXTERN int berth_artifact_apply_ignore(const char *dir, const char *patterns,
+                                             berth_error **err);
+
+/**
  * Compare the artifact at ref with the local path by content: builds the local tar, and compares
  * its diff_id with the remote config's diff_ids[0] when present, else the per-file content of the
  * remote layer. *differs_out set; *report_out (may be NULL, heap) lists differing paths.

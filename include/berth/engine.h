@@ -18,6 +18,19 @@
 extern "C" {
 #endif
 
+/** Formats of the engine's log lines (berth_engine_opts.log_format). */
+typedef enum {
+    BERTH_LOG_LOGFMT = 0, /* ts=... level=... event=... kind=... name=ns/name msg="..." */
+    BERTH_LOG_JSON = 1    /* {"ts":..., "level":..., "event":..., "kind":..., "name":..., ...} */
+} berth_log_format;
+
+/**
+ * Receives one complete log line of len bytes ending in '\n' (line[len] is '\0'). Called once
+ * per line, possibly from several engine threads at once: write it with one write(2) so lines
+ * never interleave. Must not call back into the engine.
+ */
+typedef void (*berth_log_fn)(void *payload, const char *line, size_t len);
+
 typedef struct berth_engine_opts {
     unsigned int version;
     const char *config_path; /* a YAML file or a directory (required) */
@@ -34,6 +47,24 @@ typedef struct berth_engine_opts {
     const char *only_ns;
     const char *only_name;
     bool with_source;
+    /* loop workers running reconciles at once, 1..64; 0: 4 */
+    unsigned int workers;
+    /* set (by a SIGHUP handler) to reload the config now; the engine clears it; may be NULL */
+    volatile sig_atomic_t *reload;
+    /* how often the loop checks the config path's files for changes (names, sizes, mtimes) and
+     * reloads when they changed; 0: 2000 ms, < 0: never (only *reload) */
+    int64_t config_poll_ms;
+    /* Logs: every record goes to log(log_payload, line, len) as one line in log_format. NULL
+     * (the default): the engine logs nothing; it never writes to stdout or stderr by itself. */
+    berth_log_format log_format;
+    berth_log_fn log;
+    void *log_payload;
+    /* Loop mode, once the loop has worked and nothing is due for 10 s: free heap pages always go
+     * back to the kernel (malloc_trim); with this set, the process's clean file-backed pages
+     * (text of berth and its shared libraries) are also paged out (MADV_PAGEOUT), process-wide,
+     * and fault back from the page cache on the next reconcile. For a process that is mostly
+     * idle, such as `berth run`. */
+    bool release_idle_pages;
     /* target "kube": the kubeconfig (NULL: $KUBECONFIG, in-cluster, ~/.kube/config) and the
      * context (NULL: current-context) */
     const char *kubeconfig;
@@ -48,11 +79,18 @@ typedef struct berth_engine_opts {
 /**
  * Run the engine. With opts->once every object is reconciled once and *all_ready_out says
  * whether every OCIRepository and Kustomization that is not suspended ended Ready. Without it the
- * loop reconciles each object every interval (±5% jitter) until *opts->stop becomes non-zero.
- * Structured logs (logfmt: level, event, kind, name, msg) go to stderr.
- * Returns 0 (object failures are in their status, not in the return), or BERTH_EINVAL (bad
- * options, target), BERTH_ECONFLICT (state dir in use), BERTH_ENOTFOUND / BERTH_EIO (config
- * path or state dir unreadable), BERTH_ENOMEM.
+ * loop reconciles each object every interval (±5% jitter) until *opts->stop becomes non-zero;
+ * then no reconcile starts, those in flight finish, and it returns 0. Reconciles run on
+ * opts->workers threads; an object is never reconciled twice at once, a Kustomization waits for
+ * its source and its dependencies. The loop reloads the config on *opts->reload and when its
+ * files change; objects that left the config (and, at start, state of objects the config does
+ * not have) are garbage-collected: status, inventory, artifacts, and a Kustomization's objects
+ * when its last apply recorded prune (deletionPolicy), unless the config has a file that failed
+ * as a whole. Structured logs (ts, level, event, kind, name, msg) go to opts->log when it is set;
+ * the sink is process-wide while the call runs, so run one engine per process. Returns 0 (object
+ * failures are in their status, not in the return), or BERTH_EINVAL (bad options, target),
+ * BERTH_ECONFLICT (state dir in use), BERTH_ENOTFOUND / BERTH_EIO (config path or state dir
+ * unreadable), BERTH_ENOMEM.
  */
 BERTH_EXTERN int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts,
                                   berth_error **err);

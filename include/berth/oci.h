@@ -131,6 +131,10 @@ typedef struct berth_oci_client_opts {
     void *progress_payload;
     const char *user_agent; /* NULL: "berth/<version>" */
     bool debug;             /* trace HTTP exchanges to stderr, secrets redacted */
+    /* a budget for everything the client sends, counted from berth_oci_client_new: requests,
+     * token fetches, retries and their backoff; past it requests fail with BERTH_ETIMEOUT and
+     * are not retried. 0: no budget (each transfer still has the low-speed limit) */
+    int64_t timeout_ms;
 } berth_oci_client_opts;
 #define BERTH_OCI_CLIENT_OPTS_VERSION 1
 #define BERTH_OCI_CLIENT_OPTS_INIT                                                                 \

@@ -46,7 +46,11 @@ static void write_input(const uint8_t *data, size_t size)
 static void check_meta(const eng_config *cfg, const char *kind, const eng_meta *m,
                        const void *found)
 {
-    if (!m->name || !m->ns || !m->api_version || !m->labels || !m->annotations || !m->file)
+    if (!m->name || !m->ns || !m->api_version || !m->file)
+        abort();
+    /* labels and annotations: NULL when absent, else an object */
+    if ((m->labels && !json_is_object(m->labels)) ||
+        (m->annotations && !json_is_object(m->annotations)))
         abort();
     if (m->line < 1 || found != (const void *)m)
         abort();

@@ -278,19 +278,16 @@ assert_contains "$(ks_status '.conditions[] | select(.type=="Ready") | .message'
     "timeout waiting for: [Widget/berth-demo/sprocket status: 'InProgress'"
 widget_status True sprocket
 
-if grep -q 'Deployment' "$BERTH_SRC/engine/kstatus.c"; then
-    it "health: wait: true waits for the Deployment rollout"
-    write_config v5 "  wait: true"
-    curl -fsS --cacert "$CA_FILE" -X POST "$KAPI/_kubeapi/settings" -d '{"rolloutStepMs": 300}' >/dev/null
-    sed -i 's/replicas: 2/replicas: 3/' "$T/app4/workloads/web/deployment.yaml"
-    push v6 "$T/app4"
-    write_config v6 "  wait: true"
-    run_once
-    [ "$RC" = 0 ] || fail "wait run failed: $ERR"
-    assert_eq 3 "$(kget apps deployments berth-demo web | jq -r .status.readyReplicas)" "ready replicas when the run ended"
-else
-    log "engine/kstatus.c is the placeholder (generic rules): the Deployment rollout wait is not checked"
-fi
+it "health: wait: true waits for the Deployment rollout"
+write_config v5 "  wait: true"
+curl -fsS --cacert "$CA_FILE" -X POST "$KAPI/_kubeapi/settings" -d '{"rolloutStepMs": 300}' >/dev/null
+sed -i 's/replicas: 2/replicas: 3/' "$T/app4/workloads/web/deployment.yaml"
+push v6 "$T/app4"
+write_config v6 "  wait: true"
+run_once
+[ "$RC" = 0 ] || fail "wait run failed: $ERR"
+assert_eq 3 "$(kget apps deployments berth-demo web | jq -r .status.readyReplicas)" "ready replicas when the run ended"
+assert_eq "ReconciliationSucceeded" "$(ks_status '.conditions[] | select(.type=="Ready") | .reason')" "reason after the rollout"
 
 it "bad inputs fail clearly and prune nothing"
 bad() { # TAG FILE-CONTENT EXPECTED-MESSAGE

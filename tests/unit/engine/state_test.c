@@ -262,6 +262,38 @@ static void state_inventory_is_written_sorted_and_read_back(void **state)
     eng_state_free(st);
 }
 
+static void inventory_records_prune_on_removal_and_reads_old_files_as_unknown(void **state)
+{
+    const char *dir = *state;
+    eng_state *st = open_state(dir, NULL);
+    eng_inventory inv = ENG_INVENTORY_INIT, back;
+    json_t *j = NULL;
+
+    assert_int_equal(eng_inventory_add(&inv, "apps_web__Service", "v1", NULL, NULL), 0);
+    inv.prune = ENG_INV_PRUNE_ON;
+    assert_int_equal(eng_state_inventory_write(st, "apps", "web", &inv, NULL), 0);
+    assert_int_equal(eng_state_inventory_read(&back, st, "apps", "web", NULL), 0);
+    assert_int_equal(back.prune, ENG_INV_PRUNE_ON);
+    eng_inventory_dispose(&back);
+    inv.prune = ENG_INV_PRUNE_OFF;
+    assert_int_equal(eng_state_inventory_write(st, "apps", "web", &inv, NULL), 0);
+    assert_int_equal(eng_state_inventory_read(&back, st, "apps", "web", NULL), 0);
+    assert_int_equal(back.prune, ENG_INV_PRUNE_OFF);
+    eng_inventory_dispose(&back);
+    /* a file written before prune was recorded */
+    inv.prune = ENG_INV_PRUNE_UNKNOWN;
+    assert_int_equal(eng_inventory_to_json(&j, &inv, NULL), 0);
+    assert_null(json_object_get(j, "prune"));
+    assert_int_equal(eng_inventory_from_json(&back, j, "old", NULL), 0);
+    assert_int_equal(back.prune, ENG_INV_PRUNE_UNKNOWN);
+    eng_inventory_dispose(&back);
+    json_object_set_new(j, "prune", json_string("yes"));
+    assert_int_equal(eng_inventory_from_json(&back, j, "bad", NULL), BERTH_EINVAL);
+    json_decref(j);
+    eng_inventory_dispose(&inv);
+    eng_state_free(st);
+}
+
 static void inventory_add_replaces_the_same_id(void **state)
 {
     (void)state;
@@ -569,6 +601,7 @@ int main(void)
         DIR_TEST(state_refuses_names_that_leave_the_directory),
         DIR_TEST(state_artifact_dir_is_created_owner_only),
         DIR_TEST(state_inventory_is_written_sorted_and_read_back),
+        DIR_TEST(inventory_records_prune_on_removal_and_reads_old_files_as_unknown),
         cmocka_unit_test(inventory_add_replaces_the_same_id),
         cmocka_unit_test(inventory_diff_ignores_versions),
         cmocka_unit_test(objid_round_trips_flux_ids),

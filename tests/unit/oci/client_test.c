@@ -50,6 +50,7 @@ typedef struct fake {
     size_t batch[MAX_REC]; /* transfers per run */
     int64_t delays[MAX_REC];
     size_t ndelays;
+    long last_timeout_ms; /* req.timeout_ms of the last transfer sent */
 } fake;
 
 static fake F;
@@ -154,6 +155,7 @@ static int fake_run(void *self, core_http_xfer *xfers, size_t n)
     assert_true(F.runs < MAX_REC);
     F.batch[F.runs++] = n;
     for (size_t i = 0; i < n; i++) {
+        F.last_timeout_ms = xfers[i].req.timeout_ms;
         record(&xfers[i]);
         answer(&xfers[i]);
     }
@@ -555,6 +557,45 @@ static void server_errors_are_retried_with_backoff(void **state)
     assert_in_range(F.delays[0], 90, 110);
     assert_in_range(F.delays[1], 180, 220);
     berth_strv_free(tags, n);
+    berth_oci_ref_dispose(&r);
+    berth_oci_client_free(c);
+}
+
+/* opts.timeout_ms (OCIRepository spec.timeout): every transfer carries what is left of the
+ * budget, and once it is spent nothing more is sent and nothing is retried. */
+static void time_budget_bounds_transfers_and_stops_retries(void **state)
+{
+    (void)state;
+    const canned script[] = {
+        {"GET", NULL, 200, NULL, "{\"tags\":[\"a\"]}", 0, 0, 0},
+    };
+    fake_reset(script, 1);
+    berth_oci_client_opts o = {.version = BERTH_OCI_CLIENT_OPTS_VERSION};
+    o.timeout_ms = 60000;
+    berth_oci_client *c = make_client(&o);
+    berth_oci_ref r = ref_of("reg.test/app");
+    char **tags = NULL;
+    size_t n = 0;
+    assert_int_equal(berth_oci_tags_list(&tags, &n, c, &r, 0, NULL), 0);
+    assert_true(F.last_timeout_ms > 50000 && F.last_timeout_ms <= 60000);
+    berth_strv_free(tags, n);
+    berth_oci_client_free(c);
+
+    const canned failing[] = {
+        {"GET", NULL, 503, NULL, NULL, 0, 0, 0},
+        {"GET", NULL, 503, NULL, NULL, 0, 0, 0},
+    };
+    fake_reset(failing, 2);
+    o.timeout_ms = 1;
+    o.max_retries = 5;
+    c = make_client(&o);
+    core_sleep_ms(5); /* the budget is spent before the first request */
+    berth_error *err = NULL;
+    assert_int_equal(berth_oci_tags_list(&tags, &n, c, &r, 0, &err), BERTH_ETIMEOUT);
+    assert_error(err, BERTH_ETIMEOUT, "time budget is spent");
+    berth_error_free(err);
+    assert_int_equal(F.nrec, 0);    /* nothing was sent */
+    assert_int_equal(F.ndelays, 0); /* and nothing retried */
     berth_oci_ref_dispose(&r);
     berth_oci_client_free(c);
 }
@@ -1488,6 +1529,7 @@ int main(void)
         cmocka_unit_test_teardown(lone_creds_value_is_sent_as_bearer_token, teardown),
         cmocka_unit_test_teardown(server_errors_are_retried_with_backoff, teardown),
         cmocka_unit_test_teardown(server_errors_exhaust_retries_as_enet, teardown),
+        cmocka_unit_test_teardown(time_budget_bounds_transfers_and_stops_retries, teardown),
         cmocka_unit_test_teardown(too_many_requests_honours_retry_after, teardown),
         cmocka_unit_test(retry_after_reads_seconds_and_http_dates),
         cmocka_unit_test_teardown(get_is_retried_after_a_network_error_and_null_tags_are_empty,

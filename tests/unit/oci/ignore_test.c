@@ -12,6 +12,7 @@
 
 #include <berth/artifact.h>
 
+#include "core/core.h"
 #include "oci/ignore.h"
 
 typedef struct glob_case {
@@ -226,12 +227,65 @@ static void ignore_handles_long_and_deep_paths(void **state)
     oci_ignore_free(ig);
 }
 
+static void touch(const char *root, const char *rel)
+{
+    char *p = core_sprintf("%s/%s", root, rel), *slash = strrchr(p, '/');
+    *slash = '\0';
+    assert_int_equal(core_fs_mkdirs(p, 0755, NULL), 0);
+    *slash = '/';
+    assert_int_equal(core_fs_write_atomic(p, "x", 1, 0644, NULL), 0);
+    core_free(p);
+}
+
+static bool present(const char *root, const char *rel)
+{
+    char *p = core_sprintf("%s/%s", root, rel);
+    bool r = core_fs_exists(p);
+    core_free(p);
+    return r;
+}
+
+/* spec.ignore on an extracted tree: comments and blank lines skipped, a directory pattern takes
+ * its subtree, a '!' brings one file back from an excluded directory, an excluded directory left
+ * empty goes too. */
+static void apply_ignore_removes_what_the_patterns_exclude(void **state)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = NULL;
+
+    (void)state;
+    assert_int_equal(core_fs_mkdtemp(&dir, tmp ? tmp : "/tmp", "berth-ign-", NULL), 0);
+    touch(dir, "app/cm.yaml");
+    touch(dir, "app/notes.txt");
+    touch(dir, "docs/a.md");
+    touch(dir, "docs/keep.md");
+    touch(dir, "build/x/y.o");
+    touch(dir, ".git/config");
+    assert_int_equal(berth_artifact_apply_ignore(dir,
+                                                 "# comment\r\n\n.git/\n*.txt\ndocs/\n"
+                                                 "!docs/keep.md\n/build\n",
+                                                 NULL),
+                     0);
+    assert_true(present(dir, "app/cm.yaml"));
+    assert_false(present(dir, "app/notes.txt"));
+    assert_false(present(dir, "docs/a.md"));
+    assert_true(present(dir, "docs/keep.md"));
+    assert_false(present(dir, "build"));
+    assert_false(present(dir, ".git"));
+    assert_int_equal(berth_artifact_apply_ignore(dir, "docs/\n", NULL), 0);
+    assert_false(present(dir, "docs"));
+    assert_true(present(dir, "app/cm.yaml"));
+    core_fs_remove_all(dir, NULL);
+    core_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(glob_matches_like_go_filepath_match),
         cmocka_unit_test(ignore_table),
         cmocka_unit_test(ignore_reports_negation),
+        cmocka_unit_test(apply_ignore_removes_what_the_patterns_exclude),
         cmocka_unit_test(ignore_handles_long_and_deep_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
