@@ -208,6 +208,10 @@ assert_eq null "$(jq -r '.metadata.labels.edited' <<<"$cm")" "label added by han
 assert_not_contains "$(jq -r '.metadata.managedFields[].manager' <<<"$cm")" "$editor"
 assert_contains "$RUN_ERR" 'event=drift'
 assert_contains "$RUN_ERR" 'msg="ConfigMap/berth-demo/web-config configured"'
+assert_eq 1 "$(ks_status .lastDriftCorrection.count)" "drift count in status"
+assert_eq "ConfigMap/berth-demo/web-config modified" \
+    "$(ks_status '.lastDriftCorrection.objects[] | .subject + " " + .drift')" "drifted object in status"
+assert_contains "$(ks_status '.conditions[] | select(.type=="Ready") | .message')" "drift corrected at"
 
 it "v2 (ConfigMap changed, Service removed): the change is applied and the Service pruned"
 cp -r "$APP" "$T/app2"
@@ -435,6 +439,22 @@ run_once
 cm=$(kget core configmaps berth-demo from-flux)
 assert_eq '{"kept":"1"}' "$(jq -c .data <<<"$cm")" "data after the take-over"
 assert_eq berth "$(jq -r '[.metadata.managedFields[].manager] | unique | join(",")' <<<"$cm")" "managers"
+
+it "a Kustomization removed from the config has its objects deleted from the cluster"
+[ -n "$(kget core configmaps berth-demo from-flux)" ] || fail "from-flux is not there before the removal"
+sed -n '1,/^---$/p' "$T/cfg/config.yaml" | sed '$d' >"$T/cfg/only-source.yaml"
+mv "$T/cfg/only-source.yaml" "$T/cfg/config.yaml"
+run_once
+[ "$RC" = 0 ] || fail "run without the Kustomization failed: $ERR"
+assert_contains "$RUN_ERR" 'event=garbage-collected'
+assert_contains "$RUN_ERR" 'removed from the config: 5 object(s) deleted'
+for spec in "core configmaps berth-demo from-flux" "core configmaps berth-demo web-config" \
+    "apps deployments berth-demo web"; do
+    eval "set -- $spec"
+    [ -z "$(kget "$1" "$2" "$3" "$4")" ] || fail "$2/$4 was left in the cluster after its Kustomization was removed"
+done
+bt get kustomizations --state-dir="$STATE" -o json
+assert_eq 0 "$(jq length <<<"$OUT")" "Kustomizations listed after the removal"
 
 it "a client-certificate context (--context) and Status errors from the server"
 push v12 "$T/app10"
