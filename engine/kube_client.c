@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -172,6 +173,13 @@ static int read_token_file(eng_kube *k, berth_error **err)
     return 0;
 }
 
+/*
+ * Workers spawn plugins at once (each has its own target and client): a pipe created while
+ * another worker spawns would leak its write end into that child, and our read would wait for
+ * that other plugin to exit. So the pipe ends are close-on-exec and pipe-to-spawn is serialised.
+ */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Run the exec plugin with stdout to a pipe; its output into out. */
 static int run_plugin(berth_buf *out, eng_kube *k, berth_error **err)
 {
@@ -206,17 +214,20 @@ static int run_plugin(berth_buf *out, eng_kube *k, berth_error **err)
     argv[0] = c->exec_command;
     for (size_t j = 0; j < nargs; j++)
         argv[j + 1] = c->exec_args[j];
-    if (pipe(fds) < 0) {
+    pthread_mutex_lock(&spawn_lock);
+    if (pipe(fds) < 0 || fcntl(fds[0], F_SETFD, FD_CLOEXEC) < 0 ||
+        fcntl(fds[1], F_SETFD, FD_CLOEXEC) < 0) {
+        pthread_mutex_unlock(&spawn_lock);
         rc = core_error_errno(err, errno, "exec credential plugin: pipe");
         goto out;
     }
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO); /* dup2 clears close-on-exec */
     rc = posix_spawnp(&pid, c->exec_command, &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     fds[1] = -1;
+    pthread_mutex_unlock(&spawn_lock);
     if (rc != 0) {
         rc = core_error_errno(err, rc, "running exec credential plugin \"%s\"", c->exec_command);
         rc = rc == BERTH_ENOTFOUND ? BERTH_EAUTH : rc;
