@@ -1000,6 +1000,7 @@ typedef struct watched {
     eng_kstatus st;
     char *msg;
     bool read;
+    bool gone_is_done; /* a Job with spec.ttlSecondsAfterFinished: NotFound counts as Current */
 } watched;
 
 static int read_status(kube_target *t, watched *w, berth_error **err)
@@ -1018,6 +1019,8 @@ static int read_status(kube_target *t, watched *w, berth_error **err)
     w->read = true;
     rc = eng_kstatus_compute(&w->st, &w->msg, live, err);
     json_decref(live);
+    if (rc == 0 && w->st == ENG_KSTATUS_NOT_FOUND && w->gone_is_done) /* the TTL controller ran */
+        w->st = ENG_KSTATUS_CURRENT;
     return rc;
 }
 
@@ -1040,6 +1043,10 @@ static int kube_health(eng_target *base, eng_health *out, const json_t *objects,
         const json_t *o = json_array_get(objects, i);
         w[i].ns = jstr(o, "metadata", "namespace");
         w[i].name = jstr(o, "metadata", "name");
+        w[i].gone_is_done =
+            core_str_has_prefix(nz(jstr(o, "apiVersion", NULL)), "batch/") &&
+            strcmp(nz(jstr(o, "kind", NULL)), "Job") == 0 &&
+            json_is_integer(json_object_get(json_object_get(o, "spec"), "ttlSecondsAfterFinished"));
         if (!(w[i].subject = subject_of(nz(jstr(o, "kind", NULL)), w[i].ns, nz(w[i].name))))
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         else if ((rc = eng_kube_map(&w[i].map, t->k, nz(jstr(o, "apiVersion", NULL)),

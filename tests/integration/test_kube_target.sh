@@ -293,6 +293,42 @@ run_once
 assert_eq 3 "$(kget apps deployments berth-demo web | jq -r .status.readyReplicas)" "ready replicas when the run ended"
 assert_eq "ReconciliationSucceeded" "$(ks_status '.conditions[] | select(.type=="Ready") | .reason')" "reason after the rollout"
 
+it "health: a Job with ttlSecondsAfterFinished that is gone counts as done"
+cp -r "$T/app4" "$T/app7"
+cat >"$T/app7/job.yaml" <<'EOF2'
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  namespace: berth-demo
+  annotations: {kubeapi.berth.dev/no-controller: "true"}
+spec:
+  ttlSecondsAfterFinished: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: busybox}]
+EOF2
+push v7 "$T/app7"
+write_config v7 "  wait: true"
+( # the TTL controller: the Job is deleted a second after it appears (it never got a status)
+    for _ in $(seq 1 300); do
+        [ -n "$(kget batch jobs berth-demo migrate)" ] && break
+        sleep 0.05
+    done
+    sleep 1
+    curl -fsS --cacert "$CA_FILE" -H "Authorization: Bearer $TOKEN" -X DELETE \
+        "$KAPI/apis/batch/v1/namespaces/berth-demo/jobs/migrate" >/dev/null
+) &
+helper=$!
+t0=$(_now_us)
+run_once
+wait "$helper"
+[ "$RC" = 0 ] || fail "the run with a deleted TTL Job failed: $RUN_ERR"
+[ $((($(_now_us) - t0) / 1000)) -ge 1000 ] || fail "the run did not wait for the Job"
+[ -z "$(kget batch jobs berth-demo migrate)" ] || fail "the Job is still there"
+assert_eq "ReconciliationSucceeded" "$(ks_status '.conditions[] | select(.type=="Ready") | .reason')" "reason with the TTL Job gone"
+
 it "bad inputs fail clearly and prune nothing"
 bad() { # TAG FILE-CONTENT EXPECTED-MESSAGE
     mkdir -p "$T/bad-$1"
