@@ -492,6 +492,48 @@ done
 bt get kustomizations --state-dir="$STATE" -o json
 assert_eq 0 "$(jq length <<<"$OUT")" "Kustomizations listed after the removal"
 
+it "Kustomizations applied at once on several workers (a Kubernetes client per worker)"
+curl -fsS --cacert "$CA_FILE" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -X POST "$KAPI/api/v1/namespaces" -d '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"berth-demo"}}' >/dev/null
+write_config v13
+{
+    sed -n '1,/^---$/p' "$T/cfg/config.yaml"
+    for k in cfg:config wl:workloads crd:widgets; do
+        cat <<EOF2
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: ${k%%:*}, namespace: flux-system}
+spec:
+  interval: 10m
+  timeout: 30s
+  path: ./${k#*:}
+  prune: true
+  wait: true
+  sourceRef: {kind: OCIRepository, name: app}
+---
+EOF2
+    done
+} >"$T/cfg/parallel.yaml"
+mv "$T/cfg/parallel.yaml" "$T/cfg/config.yaml"
+run_once --workers=4
+[ "$RC" = 0 ] || fail "parallel run failed: $RUN_ERR"
+bt get kustomizations --state-dir="$STATE" -o json
+assert_eq "cfg=True crd=True wl=True" \
+    "$(jq -r '[.[] | .name + "=" + (.status.conditions[] | select(.type=="Ready") | .status)] | sort | join(" ")' <<<"$OUT")" \
+    "Ready of the three Kustomizations"
+for spec in "cfg core configmaps berth-demo web-config" "wl apps deployments berth-demo web" \
+    "crd apiextensions.k8s.io customresourcedefinitions '' widgets.example.com"; do
+    eval "set -- $spec"
+    assert_eq "$1" "$(kget "$2" "$3" "$4" "$5" | jq -r '.metadata.labels["kustomize.toolkit.fluxcd.io/name"]')" \
+        "owner of $3/$5"
+done
+sed -n '1,/^---$/p' "$T/cfg/config.yaml" | sed '$d' >"$T/cfg/only-source.yaml"
+mv "$T/cfg/only-source.yaml" "$T/cfg/config.yaml"
+run_once --workers=4
+[ "$RC" = 0 ] || fail "run removing the three Kustomizations failed: $RUN_ERR"
+[ -z "$(kget apps deployments berth-demo web)" ] || fail "the Deployment of removed Kustomization wl is left"
+[ -z "$(kget core configmaps berth-demo web-config)" ] || fail "the ConfigMap of removed Kustomization cfg is left"
+
 it "a client-certificate context (--context) and Status errors from the server"
 push v12 "$T/app10"
 write_config v12
