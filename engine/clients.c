@@ -67,6 +67,8 @@ int eng_clients_get(berth_oci_client **out, eng_clients *c, const berth_oci_clie
         return core_error_set(err, BERTH_EINVAL, "client options with files are not cached");
     for (size_t i = 0; i < c->len; i++) {
         if (same(&c->slots[i].opts, opts)) {
+            /* the budget (spec.timeout) is per reconcile, not per client lifetime */
+            berth_oci_client_restart_budget(c->slots[i].client, opts->timeout_ms);
             *out = c->slots[i].client;
             return 0;
         }

@@ -17,7 +17,8 @@
  *   - Completions come back through the pool's done queue; the loop reschedules the object
  *     (interval ±5% jitter after success; after a failure an OCIRepository backs off 1 s, 2 s,
  *     4 s ... up to its interval, a Kustomization waits retryInterval), and a new artifact or
- *     applied revision makes the consumers due at once.
+ *     applied revision, or an object that is Ready again after a failure, makes its consumers
+ *     (Kustomizations of a source, dependents of a Kustomization) due at once.
  *   - Reload: SIGHUP (opts->reload) or a change of the config path's files (names, sizes,
  *     mtimes, polled every opts->config_poll_ms, default 2 s). A config that loads completely
  *     replaces the current one: new and changed objects are due at once, objects gone from it
@@ -290,7 +291,7 @@ static int dispatch(loop *L, size_t pos, berth_error **err)
 static void complete(loop *L, job *j, int64_t now)
 {
     eng_item *it = j->item;
-    bool once = L->opts->once;
+    bool once = L->opts->once, was_ready;
     int64_t next;
 
     L->running--;
@@ -325,6 +326,7 @@ static void complete(loop *L, job *j, int64_t now)
         L->stopping = true;
         goto out;
     }
+    was_ready = it->ready;
     it->ready = j->ready;
     it->ran = true;
     it->failures = j->ready ? 0 : it->failures + 1;
@@ -340,7 +342,8 @@ static void complete(loop *L, job *j, int64_t now)
         it->due_ms = ENG_SCHED_NEVER;
     else if (it->due_ms == ENG_SCHED_NEVER) /* else: changed or woken meanwhile: keep "now" */
         it->due_ms = now + jitter(next);
-    if (j->changed && !it->removed) {
+    /* a new artifact or applied revision, or Ready again (consumers that failed on it retry) */
+    if ((j->changed || (j->ready && !was_ready)) && !it->removed) {
         size_t pos = eng_sched_pos(&L->sched, it);
         if (pos != ENG_SCHED_NONE)
             eng_sched_wake_consumers(&L->sched, pos, now, once);

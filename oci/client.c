@@ -496,10 +496,7 @@ int oci_client_new_with_http(berth_oci_client **out, const berth_oci_client_opts
     }
     c->http = http;
     client_defaults(c, opts);
-    if (opts && opts->timeout_ms > 0) {
-        c->deadline = core_mono_now() + opts->timeout_ms;
-        core_http_set_deadline(http, c->deadline);
-    }
+    berth_oci_client_restart_budget(c, opts ? opts->timeout_ms : 0);
     if ((rc = oci_auth_new(&c->auth, opts ? opts->creds : NULL, opts ? opts->docker_config : NULL,
                            err)) < 0) {
         berth_oci_client_free(c);
@@ -513,6 +510,12 @@ void oci_client_set_hooks(berth_oci_client *c, const oci_hooks *hooks)
 {
     if (c && hooks)
         c->hooks = *hooks;
+}
+
+void berth_oci_client_restart_budget(berth_oci_client *c, int64_t timeout_ms)
+{
+    c->deadline = timeout_ms > 0 ? core_mono_now() + timeout_ms : 0;
+    core_http_set_deadline(c->http, c->deadline);
 }
 
 int berth_oci_client_new(berth_oci_client **out, const berth_oci_client_opts *opts,

@@ -145,6 +145,12 @@ typedef struct berth_oci_client_opts {
 BERTH_EXTERN int berth_oci_client_new(berth_oci_client **out, const berth_oci_client_opts *opts,
                                       berth_error **err);
 BERTH_EXTERN void berth_oci_client_free(berth_oci_client *c);
+/**
+ * Start a new time budget of timeout_ms (0: none) from now, as opts.timeout_ms does at creation:
+ * a client kept across operations (the engine's workers reuse theirs) gets a fresh budget for
+ * each one instead of a clock that kept running since it was made.
+ */
+BERTH_EXTERN void berth_oci_client_restart_budget(berth_oci_client *c, int64_t timeout_ms);
 
 /** A fetched manifest: its exact bytes, media type and digest. */
 typedef struct berth_oci_blob {

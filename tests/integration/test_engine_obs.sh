@@ -204,6 +204,26 @@ run_once
 assert_eq True "$(jq -r '.conditions[] | select(.type=="Ready") | .status' \
     <<<"$(status_of OCIRepository slow)")" "slow Ready"
 
+it "a long-running loop gives each reconcile a fresh timeout: a source with timeout 1s and interval 1s stays Ready for 4 s"
+# The workers keep their registry clients across reconciles; a budget counted from the client's
+# creation would fail every reconcile after the first second.
+ocirepo app "$REG/app" 1s "" | sed 's/^  interval: 10m$/  interval: 1s/' >"$T/cfg/config.yaml"
+rm -rf "$STATE"
+heads_before=$(cat "$T"/reg-*/registry.log | grep -c 'method=HEAD .*uri=/v2/app/manifests/v1' || true)
+"$BERTH" run --config="$T/cfg" --state-dir="$STATE" --target="dir:$TGT" --log-format=json \
+    2>"$T/loop.log" &
+loop_pid=$!
+sleep 4.5
+kill -TERM "$loop_pid"
+wait "$loop_pid" || fail "berth run exited $? after SIGTERM: $(cat "$T/loop.log")"
+n_head=$(cat "$T"/reg-*/registry.log | grep -c 'method=HEAD .*uri=/v2/app/manifests/v1' || true)
+[ "$((n_head - heads_before))" -ge 3 ] ||
+    fail "only $((n_head - heads_before)) manifest HEADs of app in 4.5 s: $(cat "$T/loop.log")"
+assert_eq 0 "$(jq -s '[.[] | select(.level == "error")] | length' "$T/loop.log")" \
+    "error records in the loop's log ($(cat "$T/loop.log"))"
+assert_eq True "$(jq -r '.conditions[] | select(.type=="Ready") | .status' \
+    <<<"$(status_of OCIRepository app)")" "app Ready after 4.5 s of 1 s reconciles"
+
 it "a bad --log-format is a usage error"
 assert_fails --rc 2 'must be "logfmt" or "json"' berth run --once --config="$T/cfg" \
     --state-dir="$STATE" --log-format=yaml

@@ -600,6 +600,34 @@ static void time_budget_bounds_transfers_and_stops_retries(void **state)
     berth_oci_client_free(c);
 }
 
+/* A client kept across reconciles gets a fresh budget for each: a spent one no longer fails. */
+static void restarted_budget_lets_a_kept_client_work_again(void **state)
+{
+    (void)state;
+    const canned script[] = {
+        {"GET", NULL, 200, NULL, "{\"tags\":[\"a\"]}", 0, 0, 0},
+    };
+    fake_reset(script, 1);
+    berth_oci_client_opts o = {.version = BERTH_OCI_CLIENT_OPTS_VERSION};
+    o.timeout_ms = 1;
+    berth_oci_client *c = make_client(&o);
+    berth_oci_ref r = ref_of("reg.test/app");
+    char **tags = NULL;
+    size_t n = 0;
+    berth_error *err = NULL;
+    core_sleep_ms(5);
+    assert_int_equal(berth_oci_tags_list(&tags, &n, c, &r, 0, &err), BERTH_ETIMEOUT);
+    berth_error_free(err);
+    berth_oci_client_restart_budget(c, 60000);
+    assert_int_equal(berth_oci_tags_list(&tags, &n, c, &r, 0, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_true(F.last_timeout_ms > 50000 && F.last_timeout_ms <= 60000);
+    berth_strv_free(tags, n);
+    berth_oci_client_restart_budget(c, 0); /* none: transfers carry no budget */
+    berth_oci_ref_dispose(&r);
+    berth_oci_client_free(c);
+}
+
 static void server_errors_exhaust_retries_as_enet(void **state)
 {
     (void)state;
@@ -1530,6 +1558,7 @@ int main(void)
         cmocka_unit_test_teardown(server_errors_are_retried_with_backoff, teardown),
         cmocka_unit_test_teardown(server_errors_exhaust_retries_as_enet, teardown),
         cmocka_unit_test_teardown(time_budget_bounds_transfers_and_stops_retries, teardown),
+        cmocka_unit_test_teardown(restarted_budget_lets_a_kept_client_work_again, teardown),
         cmocka_unit_test_teardown(too_many_requests_honours_retry_after, teardown),
         cmocka_unit_test(retry_after_reads_seconds_and_http_dates),
         cmocka_unit_test_teardown(get_is_retried_after_a_network_error_and_null_tags_are_empty,
