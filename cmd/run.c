@@ -1,8 +1,9 @@
 /*
  * berth run: the engine over a file store: `--config` (Flux-kind YAML), `--state-dir`,
- * `--target=dir:PATH`. With --once it reconciles everything once, prints a summary (as
- * `berth get all`) and exits 0 when every object is Ready, else 1. Without it, it runs until
- * SIGTERM or SIGINT (in-flight reconciles finish, exit 0); SIGHUP reloads the config.
+ * `--target=dir:PATH` or `--target=kube` (with --kubeconfig, --context). With --once it reconciles
+ * everything once, prints a summary (as `berth get all`) and exits 0 when every object is Ready,
+ * else 1. Without it, it runs until SIGTERM or SIGINT (in-flight reconciles finish, exit 0);
+ * SIGHUP reloads the config.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -54,8 +55,14 @@ int cli_run(int argc, char **argv)
          .help = "artifacts, status, inventories and events"},
         {.name = "target",
          .kind = CLI_STR,
-         .meta = "dir:PATH",
-         .help = "where Kustomizations apply (default dir:<state-dir>/target)"},
+         .meta = "dir:PATH|kube",
+         .help = "where Kustomizations apply: a directory, or the Kubernetes cluster of the "
+                 "kubeconfig (default dir:<state-dir>/target)"},
+        {.name = "kubeconfig",
+         .kind = CLI_STR,
+         .meta = "PATH",
+         .help = "with --target=kube (default $KUBECONFIG, in-cluster, ~/.kube/config)"},
+        {.name = "context", .kind = CLI_STR, .meta = "NAME", .help = "kubeconfig context"},
         {.name = "once", .kind = CLI_BOOL, .help = "reconcile everything once and exit"},
         {.name = "workers",
          .kind = CLI_STR,
@@ -71,8 +78,9 @@ int cli_run(int argc, char **argv)
         CLI_FLAG_END,
     };
     cli_cmd cmd = {.path = "berth run",
-                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH] [--once] "
-                            "[--workers=N] [--log-format=logfmt|json]",
+                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH|kube] "
+                            "[--kubeconfig=PATH] [--context=NAME] [--once] [--workers=N] "
+                            "[--log-format=logfmt|json]",
                    .summary = "Run the GitOps engine: OCIRepository -> Kustomization -> target.",
                    .details = "Logs go to stderr, one line per record: logfmt (ts, level, event, "
                               "kind, name, msg), or with --log-format=json one JSON object with "
@@ -81,7 +89,9 @@ int cli_run(int argc, char **argv)
                               "SIGHUP and when its files change (checked every 2 s), and stops on "
                               "SIGTERM or SIGINT after the reconciles in flight.",
                    .examples = "  berth run --config=./clusters/edge --state-dir=./.berth "
-                               "--target=dir:./out --once",
+                               "--target=dir:./out --once\n"
+                               "  berth run --config=./clusters/prod --target=kube "
+                               "--kubeconfig=./admin.conf --context=prod",
                    .min_args = 0,
                    .max_args = 0,
                    .flags = flags};
@@ -119,6 +129,8 @@ int cli_run(int argc, char **argv)
     opts.config_path = cli_str(&cmd, "config");
     opts.state_dir = cli_str(&cmd, "state-dir");
     opts.target = cli_str(&cmd, "target");
+    opts.kubeconfig = cli_str(&cmd, "kubeconfig");
+    opts.kube_context = cli_str(&cmd, "context");
     opts.once = cli_bool(&cmd, "once");
     opts.debug = cli_bool(&cmd, "debug");
     workers = cli_str(&cmd, "workers");

@@ -31,11 +31,15 @@ typedef struct core_http_opts {
     long connect_timeout_ms; /* 0: 30 s */
     long low_speed_time_s;   /* abort when below 1 byte/s for this long; 0: 60 s */
     bool verbose;            /* trace requests to stderr (Authorization redacted) */
+    /* in-memory PEM (NUL-terminated) instead of files, or NULL (kubeconfig *-data fields) */
+    const char *ca_pem;   /* extra CA bundle; the system store stays trusted */
+    const char *cert_pem; /* client certificate */
+    const char *key_pem;  /* its key */
 } core_http_opts;
 #define CORE_HTTP_OPTS_VERSION 1
 #define CORE_HTTP_OPTS_INIT                                                                        \
     {                                                                                              \
-        CORE_HTTP_OPTS_VERSION, NULL, NULL, NULL, NULL, false, 0, 0, false                         \
+        CORE_HTTP_OPTS_VERSION, NULL, NULL, NULL, NULL, false, 0, 0, false, NULL, NULL, NULL       \
     }
 
 /**

@@ -55,6 +55,9 @@ typedef struct curl_transport {
     char *ca_file;
     char *cert_file;
     char *key_file;
+    char *ca_pem;
+    char *cert_pem;
+    char *key_pem;
     bool skip_verify;
     bool verbose;
     long connect_timeout_ms;
@@ -457,6 +460,21 @@ static int setup_easy(xstate *s)
         SETOPT(CURLOPT_SSLCERT, ct->cert_file);
     if (ct->key_file)
         SETOPT(CURLOPT_SSLKEY, ct->key_file);
+    if (ct->ca_pem) {
+        /* The blob replaces the CA file; the default CAPATH stays, as with ca_file. */
+        struct curl_blob b = {ct->ca_pem, strlen(ct->ca_pem), CURL_BLOB_NOCOPY};
+        SETOPT(CURLOPT_CAINFO_BLOB, &b);
+    }
+    if (ct->cert_pem) {
+        struct curl_blob b = {ct->cert_pem, strlen(ct->cert_pem), CURL_BLOB_NOCOPY};
+        SETOPT(CURLOPT_SSLCERT_BLOB, &b);
+        SETOPT(CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (ct->key_pem) {
+        struct curl_blob b = {ct->key_pem, strlen(ct->key_pem), CURL_BLOB_NOCOPY};
+        SETOPT(CURLOPT_SSLKEY_BLOB, &b);
+        SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
+    }
     if (ct->skip_verify) {
         SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
@@ -756,6 +774,9 @@ static void curl_transport_free(void *self)
     core_free(ct->ca_file);
     core_free(ct->cert_file);
     core_free(ct->key_file);
+    core_free(ct->ca_pem);
+    core_free(ct->cert_pem);
+    core_free(ct->key_pem);
     core_free(ct);
     curl_global_cleanup();
 }
@@ -801,7 +822,8 @@ int core_http_new(core_http **out, const core_http_opts *opts, berth_error **err
         opts->user_agent ? core_strdup(opts->user_agent) : core_strdup("berth/" BERTH_VERSION);
     if (!ct->user_agent || dup_opt(&ct->ca_file, opts->ca_file) < 0 ||
         dup_opt(&ct->cert_file, opts->cert_file) < 0 ||
-        dup_opt(&ct->key_file, opts->key_file) < 0) {
+        dup_opt(&ct->key_file, opts->key_file) < 0 || dup_opt(&ct->ca_pem, opts->ca_pem) < 0 ||
+        dup_opt(&ct->cert_pem, opts->cert_pem) < 0 || dup_opt(&ct->key_pem, opts->key_pem) < 0) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }

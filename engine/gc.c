@@ -210,6 +210,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     eng_plan pruned;
     const char *why = NULL;
     char *msg = NULL;
+    size_t deleted = 0;
     int rc, prc = 0;
 
     eng_plan_init(&pruned);
@@ -225,6 +226,10 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     else if (inv.prune == ENG_INV_PRUNE_UNKNOWN)
         why = "prune not recorded by the last apply: objects kept";
     if (!why) {
+        /* the Kubernetes target deletes only objects carrying this Kustomization's owner labels */
+        eng_target_scope scope = {.ks_ns = ns, .ks_name = name};
+        if ((rc = eng_target_set_scope(ctx->target, &scope, err)) < 0)
+            goto out;
         prc = eng_target_prune(ctx->target, &pruned, &inv, err);
         for (size_t i = 0; i < pruned.len && rc == 0; i++) {
             const eng_change *c = &pruned.changes[i];
@@ -233,6 +238,8 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
                 rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             else if (c->action == ENG_CHANGE_UNKNOWN)
                 rc = eng_inventory_add(&left, c->id, c->version, NULL, err);
+            else if (c->action == ENG_CHANGE_DELETE)
+                deleted++; /* not the skipped ones (the kube target keeps foreign objects) */
         }
         if (rc == 0 && (prc < 0 || left.len > 0)) {
             /* keep what is left to delete, so the retry (and `berth get`) sees it */
@@ -253,7 +260,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     if (why)
         msg = core_sprintf("removed from the config: status and inventory deleted (%s)", why);
     else
-        msg = core_sprintf("removed from the config: %zu object(s) deleted\n%.*s", inv.len,
+        msg = core_sprintf("removed from the config: %zu object(s) deleted\n%.*s", deleted,
                            (int)text.len, text.ptr ? text.ptr : "");
     eng_log("info", "garbage-collected", ENG_KIND_KS, ns, name, "%s", msg ? msg : "collected");
     eng_emit(ctx, "info", ENG_KIND_KS, ns, name, "GarbageCollected", msg ? msg : "collected");

@@ -26,6 +26,8 @@
 #define R_BUILD "BuildFailed"
 #define R_ARTIFACT "ArtifactFailed"
 #define R_DEPENDENCY "DependencyNotReady"
+#define R_HEALTH "HealthCheckFailed"
+#define R_PRUNE "PruneFailed"
 
 /* The path inside the artifact, relative ("." for the root). */
 static const char *rel_path(const char *p)
@@ -272,21 +274,32 @@ oom:
     return BERTH_ENOMEM;
 }
 
-/* Apply the plan, prune (when asked) and compute the new inventory into *inv; *drift_out gets
- * what drifted (eng_kustomization_drift_json) once the apply that corrected it succeeded. */
-static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, eng_ctx *ctx,
-                 const eng_kustomization *ks, const json_t *objects, const eng_inventory *old,
-                 berth_error **err)
+/*
+ * Apply the plan, prune (when asked) and compute the new inventory into *inv; *drift_out gets
+ * what drifted (eng_kustomization_drift_json) once the apply that corrected it succeeded. A
+ * failed prune is not a failed apply: its text goes to *prune_err_out (heap) and the objects
+ * whose deletion was not confirmed stay in *inv, so the next run retries them (engine.md §3.9).
+ */
+static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, char **prune_err_out,
+                 eng_ctx *ctx, const eng_kustomization *ks, const json_t *objects,
+                 const eng_inventory *old, berth_error **err)
 {
     json_t *drift = NULL;
     eng_plan plan, pruned;
     eng_inventory stale = ENG_INVENTORY_INIT;
     berth_buf text = BERTH_BUF_INIT;
+    eng_target_scope scope = {.ks_ns = ks->meta.ns,
+                              .ks_name = ks->meta.name,
+                              .service_account = ks->service_account_name,
+                              .force = ks->force,
+                              .timeout_ms = ks->timeout_ms};
     int rc;
 
     eng_plan_init(&plan);
     eng_plan_init(&pruned);
     eng_inventory_init(inv);
+    if ((rc = eng_target_set_scope(ctx->target, &scope, err)) < 0)
+        goto out;
     if ((rc = eng_target_plan(ctx->target, &plan, objects, old, err)) < 0)
         goto out;
     if (eng_plan_drift_count(&plan) > 0) {
@@ -304,7 +317,8 @@ static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, eng
     if ((rc = eng_inventory_diff(&stale, old, inv, err)) < 0)
         goto out;
     if (ks->prune && stale.len > 0) {
-        int prc = eng_target_prune(ctx->target, &pruned, &stale, err);
+        berth_error *pe = NULL;
+        int prc = eng_target_prune(ctx->target, &pruned, &stale, &pe);
         for (size_t i = 0; i < pruned.len; i++) {
             const eng_change *c = &pruned.changes[i];
             if (c->action == ENG_CHANGE_UNKNOWN &&
@@ -313,10 +327,16 @@ static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, eng
         }
         if ((rc = render(&text, &pruned, true, err)) < 0)
             goto out;
-        if (prc < 0) {
-            rc = prc;
+        if (prc == BERTH_ENOMEM) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            berth_error_free(pe);
             goto out;
         }
+        if (prc < 0 && !(*prune_err_out = berth_error_text(pe)))
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        berth_error_free(pe);
+        if (rc < 0)
+            goto out;
     }
     eng_inventory_sort(inv);
     if (text.len > 0 && !(*changes_out = core_strndup(text.ptr, text.len)))
@@ -333,6 +353,48 @@ out:
     eng_inventory_dispose(&stale);
     eng_plan_dispose(&plan);
     eng_plan_dispose(&pruned);
+    return rc;
+}
+
+/*
+ * Health (engine.md §4): with wait every applied object, else the healthChecks entries (an
+ * empty apiVersion is apps/v1). *msg_out (heap) is set when they are not healthy in time.
+ */
+static int check_health(char **msg_out, eng_ctx *ctx, const eng_kustomization *ks,
+                        const json_t *objects, berth_error **err)
+{
+    eng_health h = {.healthy = true};
+    json_t *list = NULL;
+    int64_t start = core_mono_now();
+    int rc = 0;
+
+    *msg_out = NULL;
+    if (!ks->wait && ks->health_checks_len == 0)
+        return 0;
+    if (ks->wait) {
+        list = json_incref((json_t *)(uintptr_t)objects);
+    } else if ((list = json_array())) {
+        for (size_t i = 0; i < ks->health_checks_len && rc == 0; i++) {
+            const eng_objref *r = &ks->health_checks[i];
+            json_t *o = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion",
+                                  r->api_version && r->api_version[0] ? r->api_version : "apps/v1",
+                                  "kind", r->kind ? r->kind : "", "metadata", "name", r->name);
+            if (!o ||
+                (r->ns && json_object_set_new(json_object_get(o, "metadata"), "namespace",
+                                              json_string(r->ns)) < 0) ||
+                json_array_append_new(list, o) < 0)
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        }
+    }
+    if (!list)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = eng_target_health(ctx->target, &h, list, err)) == 0 && !h.healthy &&
+        !(*msg_out = core_sprintf("health check failed after %.1fs: %s",
+                                  (double)(core_mono_now() - start) / 1000.0,
+                                  h.message ? h.message : "not ready")))
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    eng_health_dispose(&h);
+    json_decref(list);
     return rc;
 }
 
@@ -383,7 +445,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     const char *ns = ks->meta.ns, *name = ks->meta.name;
     eng_inventory old_inv = ENG_INVENTORY_INIT, inv = ENG_INVENTORY_INIT;
     json_t *old = NULL, *st = NULL, *src = NULL, *objects = NULL, *drift = NULL;
-    char *msg = NULL, *root = NULL, *changes = NULL;
+    char *msg = NULL, *root = NULL, *changes = NULL, *prune_err = NULL;
     const char *reason = NULL, *revision = NULL, *apath;
     berth_error *e = NULL;
     int rc;
@@ -470,7 +532,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     /* 4. apply and prune */
     if ((rc = eng_state_inventory_read(&old_inv, ctx->state, ns, name, err)) < 0)
         goto out;
-    if (apply(&inv, &changes, &drift, ctx, ks, objects, &old_inv, &e) < 0) {
+    if (apply(&inv, &changes, &drift, &prune_err, ctx, ks, objects, &old_inv, &e) < 0) {
         char *t = berth_error_text(e);
         reason = R_FAILED;
         msg = core_sprintf("apply failed: %s", t ? t : "unknown error");
@@ -481,13 +543,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     if (!inventory_equal(&inv, &old_inv) &&
         (rc = eng_state_inventory_write(ctx->state, ns, name, &inv, err)) < 0)
         goto out;
-    if (!eng_status_str(old, "lastAppliedRevision", NULL) ||
-        strcmp(eng_status_str(old, "lastAppliedRevision", NULL), revision) != 0)
-        ctx->changed = true;
-    if ((rc = eng_status_set_inventory(st, &inv, err)) < 0 ||
-        (rc = set_str(st, "lastAppliedRevision", revision, err)) < 0)
-        goto out;
-    if (drift) {
+    if (drift) { /* the apply corrected it, whatever prune and health say next */
         rc = set_drift(st, drift, revision, ctx->now_ms, err);
         drift = NULL; /* taken, also on failure */
         if (rc < 0)
@@ -501,6 +557,28 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
             eng_log("info", "applied", ENG_KIND_KS, ns, name, "%s", line);
         }
     }
+    if ((rc = eng_status_set_inventory(st, &inv, err)) < 0)
+        goto out;
+    if (prune_err) {
+        reason = R_PRUNE;
+        msg = core_sprintf("%s", prune_err);
+        goto status;
+    }
+    /* 5. health */
+    if (check_health(&msg, ctx, ks, objects, &e) < 0) {
+        char *t = berth_error_text(e);
+        msg = core_sprintf("health check failed: %s", t ? t : "unknown error");
+        free(t);
+    }
+    if (msg) {
+        reason = R_HEALTH;
+        goto status;
+    }
+    if (!eng_status_str(old, "lastAppliedRevision", NULL) ||
+        strcmp(eng_status_str(old, "lastAppliedRevision", NULL), revision) != 0)
+        ctx->changed = true;
+    if ((rc = set_str(st, "lastAppliedRevision", revision, err)) < 0)
+        goto out;
     if (!(msg = eng_kustomization_ready_message(st, revision))) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
@@ -539,5 +617,6 @@ out:
     core_free(msg);
     core_free(root);
     core_free(changes);
+    free(prune_err);
     return rc;
 }

@@ -43,6 +43,7 @@
 
 #include "core/core.h"
 #include "engine/internal.h"
+#include "engine/kube.h"
 #include "engine/pool.h"
 #include "engine/sched.h"
 #include "images/reconcile.h"
@@ -132,22 +133,24 @@ static void log_chain(const char *level, const char *event, const char *kind, co
     free(t);
 }
 
-static int parse_target(eng_target **out, const char *spec, const char *state_dir,
-                        berth_error **err)
+static int parse_target(eng_target **out, const berth_engine_opts *opts, berth_error **err)
 {
+    const char *spec = opts->target;
     char *dir;
     int rc;
 
     if (!spec) {
-        if (!(dir = core_sprintf("%s/target", state_dir)))
+        if (!(dir = core_sprintf("%s/target", opts->state_dir)))
             return core_error_set(err, BERTH_ENOMEM, "out of memory");
         rc = eng_target_dir_new(out, dir, err);
         core_free(dir);
         return rc;
     }
+    if (strcmp(spec, "kube") == 0) /* one client and discovery cache per target, so per worker */
+        return eng_target_kube_new(out, opts->kubeconfig, opts->kube_context, err);
     if (!core_str_has_prefix(spec, "dir:") || !spec[4])
-        return core_error_set(err, BERTH_EINVAL, "target \"%s\" is not supported (want dir:PATH)",
-                              spec);
+        return core_error_set(err, BERTH_EINVAL,
+                              "target \"%s\" is not supported (want dir:PATH or kube)", spec);
     return eng_target_dir_new(out, spec + 4, err);
 }
 
@@ -577,7 +580,7 @@ static int workers_new(worker **out, void ***payloads_out, size_t n, const berth
         w[i].state = state;
         w[i].debug = opts->debug;
         p[i] = &w[i];
-        if ((rc = parse_target(&w[i].target, opts->target, opts->state_dir, err)) == 0)
+        if ((rc = parse_target(&w[i].target, opts, err)) == 0)
             rc = eng_clients_new(&w[i].clients, err);
     }
     return rc;
@@ -613,7 +616,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     eng_log_set_sink(opts->log_format, opts->log, opts->log_payload);
     if ((rc = eng_state_open(&L.state, opts->state_dir, NULL, err)) < 0)
         goto out;
-    if ((rc = parse_target(&check, opts->target, opts->state_dir, err)) < 0)
+    if ((rc = parse_target(&check, opts, err)) < 0)
         goto out;
     config_fingerprint(L.fingerprint, opts->config_path);
     if ((rc = eng_config_load(&cfg, opts->config_path, err)) < 0)

@@ -149,3 +149,9 @@ void eng_target_free(eng_target *t)
     if (t && t->free)
         t->free(t);
 }
+
+int eng_target_set_scope(eng_target *t, const eng_target_scope *s, berth_error **err)
+{
+    BERTH_ARG_CHECK(t && s);
+    return t->scope ? t->scope(t, s, err) : 0;
+}

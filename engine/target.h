@@ -90,6 +90,15 @@ void eng_health_dispose(eng_health *h);
 
 typedef struct eng_target eng_target;
 
+/** Which Kustomization the next plan/apply/prune/health calls work for (all borrowed). */
+typedef struct eng_target_scope {
+    const char *ks_ns;           /* owner labels kustomize.toolkit.fluxcd.io/namespace */
+    const char *ks_name;         /* and kustomize.toolkit.fluxcd.io/name */
+    const char *service_account; /* spec.serviceAccountName, or NULL */
+    bool force;                  /* spec.force: recreate on immutable-field errors */
+    int64_t timeout_ms;          /* spec.timeout: health checks and waits */
+} eng_target_scope;
+
 #define ENG_TARGET_VERSION 1
 
 /** The target vtable; implementations embed it as their first member. */
@@ -121,6 +130,8 @@ struct eng_target {
     int (*health)(eng_target *t, eng_health *out, const json_t *objects, berth_error **err);
     /** Free the target. */
     void (*free)(eng_target *t);
+    /** Set the scope of the calls that follow (copied), or NULL: targets that need none. */
+    int (*scope)(eng_target *t, const eng_target_scope *s, berth_error **err);
 };
 
 /* Calls through the vtable. */
@@ -132,6 +143,8 @@ int eng_target_prune(eng_target *t, eng_plan *out, const eng_inventory *entries,
 int eng_target_health(eng_target *t, eng_health *out, const json_t *objects, berth_error **err);
 /** Accepts NULL. */
 void eng_target_free(eng_target *t);
+/** Through the scope hook; 0 for targets without one. */
+int eng_target_set_scope(eng_target *t, const eng_target_scope *s, berth_error **err);
 
 /* ---- the directory target (engine/target_dir.c) ---- */
 

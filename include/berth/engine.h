@@ -35,7 +35,7 @@ typedef struct berth_engine_opts {
     unsigned int version;
     const char *config_path; /* a YAML file or a directory (required) */
     const char *state_dir;   /* required */
-    const char *target;      /* "dir:PATH"; NULL: "dir:<state_dir>/target" */
+    const char *target;      /* "dir:PATH" or "kube"; NULL: "dir:<state_dir>/target" */
     bool once;               /* one pass, then return */
     bool debug;              /* trace registry exchanges */
     /* set (by a signal handler) to stop the loop after the current reconcile; may be NULL */
@@ -65,6 +65,10 @@ typedef struct berth_engine_opts {
      * and fault back from the page cache on the next reconcile. For a process that is mostly
      * idle, such as `berth run`. */
     bool release_idle_pages;
+    /* target "kube": the kubeconfig (NULL: $KUBECONFIG, in-cluster, ~/.kube/config) and the
+     * context (NULL: current-context) */
+    const char *kubeconfig;
+    const char *kube_context;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \
