@@ -269,7 +269,7 @@ int berth_bootstrap_host_install(berth_bootstrap_file **files_out, size_t *n_out
         dir = NULL;
     }
     for (int i = 0; i < 3; i++) {
-        berth_bootstrap_state st;
+        berth_bootstrap_state st = BERTH_BOOTSTRAP_UNCHANGED; /* set by both calls on success */
         if (!(path = root_path(root, targets[i]))) {
             rc = nomem(err);
             goto out;
