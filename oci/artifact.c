@@ -485,6 +485,26 @@ typedef struct pull_sink {
     int xrc; /* the extractor refused a write: it failed first */
 } pull_sink;
 
+/* What a pull reports: the manifest digest, Flux's source and revision annotations, the layer. */
+static int pull_result_fill(berth_pull_result *out, const char *digest, const berth_oci_manifest *m,
+                            const berth_oci_desc *layer, berth_error **err)
+{
+    const char *src = berth_kv_get(m->annotations, m->annotations_len, BERTH_ANN_SOURCE);
+    const char *rev = berth_kv_get(m->annotations, m->annotations_len, BERTH_ANN_REVISION);
+
+    snprintf(out->digest, sizeof(out->digest), "%s", digest ? digest : "");
+    out->source = src ? core_strdup(src) : NULL;
+    out->revision = rev ? core_strdup(rev) : NULL;
+    out->layer_media_type = layer->media_type ? core_strdup(layer->media_type) : NULL;
+    out->layer_size = layer->size;
+    if ((src && !out->source) || (rev && !out->revision) ||
+        (layer->media_type && !out->layer_media_type)) {
+        berth_pull_result_dispose(out);
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int pull_write(void *payload, const void *data, size_t len)
 {
     pull_sink *s = payload;
@@ -506,7 +526,6 @@ int berth_artifact_pull(berth_pull_result *out, berth_oci_client *c, const berth
     pull_sink sink = {NULL, 0};
     berth_error *gerr = NULL, *xerr = NULL;
     const berth_oci_desc *layer;
-    const char *src, *rev;
     int rc = 0, grc, xrc = 0;
 
     if (!shown)
@@ -558,18 +577,7 @@ int berth_artifact_pull(berth_pull_result *out, berth_oci_client *c, const berth
         goto out;
     core_free(staging);
     staging = NULL;
-    snprintf(out->digest, sizeof(out->digest), "%s", blob.digest ? blob.digest : "");
-    src = berth_kv_get(m.annotations, m.annotations_len, BERTH_ANN_SOURCE);
-    rev = berth_kv_get(m.annotations, m.annotations_len, BERTH_ANN_REVISION);
-    out->source = src ? core_strdup(src) : NULL;
-    out->revision = rev ? core_strdup(rev) : NULL;
-    out->layer_media_type = layer->media_type ? core_strdup(layer->media_type) : NULL;
-    out->layer_size = layer->size;
-    if ((src && !out->source) || (rev && !out->revision) ||
-        (layer->media_type && !out->layer_media_type)) {
-        berth_pull_result_dispose(out);
-        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
-    }
+    rc = pull_result_fill(out, blob.digest, &m, layer, err);
 out:
     berth_extractor_free(sink.x);
     if (staging) {
@@ -808,7 +816,6 @@ int berth_artifact_pull_blob(berth_pull_result *out, berth_oci_client *c, const 
     char *shown = NULL;
     file_sink fs = {.fd = -1, .path = out_file, .errnum = 0};
     const berth_oci_desc *layer;
-    const char *src, *rev;
     bool created = false;
     int rc;
 
@@ -843,18 +850,7 @@ int berth_artifact_pull_blob(berth_pull_result *out, berth_oci_client *c, const 
         goto out;
     }
     fs.fd = -1;
-    snprintf(out->digest, sizeof(out->digest), "%s", blob.digest ? blob.digest : "");
-    src = berth_kv_get(m.annotations, m.annotations_len, BERTH_ANN_SOURCE);
-    rev = berth_kv_get(m.annotations, m.annotations_len, BERTH_ANN_REVISION);
-    out->source = src ? core_strdup(src) : NULL;
-    out->revision = rev ? core_strdup(rev) : NULL;
-    out->layer_media_type = layer->media_type ? core_strdup(layer->media_type) : NULL;
-    out->layer_size = layer->size;
-    if ((src && !out->source) || (rev && !out->revision) ||
-        (layer->media_type && !out->layer_media_type)) {
-        berth_pull_result_dispose(out);
-        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
-    }
+    rc = pull_result_fill(out, blob.digest, &m, layer, err);
 out:
     if (fs.fd >= 0)
         close(fs.fd);
