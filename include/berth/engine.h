@@ -69,6 +69,12 @@ typedef struct berth_engine_opts {
      * context (NULL: current-context) */
     const char *kubeconfig;
     const char *kube_context;
+    /* controller mode (berth run --kube): the objects come from the Kubernetes API of
+     * kubeconfig/kube_context instead of config_path (ignored), and their status is written back
+     * there (docs/kubernetes.md "Controller mode") */
+    bool kube_store;
+    /* with kube_store: list only the objects this label selector matches (sharding); NULL: all */
+    const char *watch_label_selector;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \
