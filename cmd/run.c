@@ -57,6 +57,16 @@ int cli_run(int argc, char **argv)
          .kind = CLI_STR,
          .meta = "SELECTOR",
          .help = "with --kube: only the objects this label selector matches (sharding)"},
+        {.name = "leader-elect",
+         .kind = CLI_STR,
+         .meta = "true|false",
+         .def = "true",
+         .help = "with --kube: reconcile only while holding the Lease berth-leader, so two "
+                 "replicas never reconcile at once"},
+        {.name = "leader-election-namespace",
+         .kind = CLI_STR,
+         .meta = "NS",
+         .help = "the Lease's namespace (default the pod's, or the kubeconfig context's)"},
         {.name = "state-dir",
          .kind = CLI_STR,
          .meta = "DIR",
@@ -152,6 +162,15 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     opts.watch_label_selector = cli_str(&cmd, "watch-label-selector");
+    if (strcmp(cli_str(&cmd, "leader-elect"), "true") != 0 &&
+        strcmp(cli_str(&cmd, "leader-elect"), "false") != 0) {
+        code = cli_usage_error(&cmd, "--leader-elect must be \"true\" or \"false\", not \"%s\"",
+                               cli_str(&cmd, "leader-elect"));
+        goto out;
+    }
+    opts.leader_elect = opts.kube_store && !cli_bool(&cmd, "once") &&
+                        strcmp(cli_str(&cmd, "leader-elect"), "true") == 0;
+    opts.leader_election_namespace = cli_str(&cmd, "leader-election-namespace");
     if (opts.watch_label_selector && !opts.kube_store) {
         code = cli_usage_error(&cmd, "--watch-label-selector needs --kube");
         goto out;

@@ -25,6 +25,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,6 +56,12 @@ typedef struct ks {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
+    /* leader election (opts->leader_elect) */
+    char *lease_path;   /* /apis/coordination.k8s.io/v1/namespaces/NS/leases/berth-leader */
+    char *identity;     /* holderIdentity: "<hostname>_<pid>" */
+    int64_t renewed_ms; /* monotonic time of the last successful acquire or renew */
+    volatile sig_atomic_t loop_stop; /* the loop's stop flag: the caller's, or the lease lost */
+    bool lease_lost;
 } ks;
 
 /* the kinds the store lists; the engine reconciles them from the store's files */
@@ -337,6 +345,169 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- leader election */
+
+#define LEASE_NAME "berth-leader"
+#define LEASE_SECONDS 15
+#define RENEW_MS 5000
+#define RETRY_MS 2000
+
+/* MicroTime as Kubernetes writes it: "2006-01-02T15:04:05.000000Z" */
+static void micro_now(char out[64])
+{
+    berth_unix_ms now = core_wall_now();
+    char sec[32];
+    core_time_rfc3339(sec, now / 1000);
+    sec[strlen(sec) - 1] = '\0'; /* drop the "Z" */
+    snprintf(out, 64, "%.31s.%06dZ", sec, (int)(now % 1000) * 1000);
+}
+
+/*
+ * One attempt to take or keep the Lease. *held_out: this process holds it now. A lease another
+ * identity renewed within its leaseDurationSeconds is left alone; an expired one is taken over
+ * (leaseTransitions + 1). Writes carry the read resourceVersion, so of two replicas racing for
+ * the same lease one gets 409 and stays a follower.
+ */
+static int lease_try(ks *s, bool *held_out, berth_error **err)
+{
+    eng_kube_resp r = {0};
+    json_t *lease = NULL, *spec;
+    char now[64], *body = NULL;
+    const char *holder, *renew;
+    int64_t renew_s = 0, dur;
+    bool create;
+    int rc;
+
+    *held_out = false;
+    if ((rc = eng_kube_do(s->k, &r, "GET", s->lease_path, NULL, NULL, 0, err)) < 0)
+        return rc;
+    if (r.code != 200 && r.code != 404) {
+        rc = eng_kube_resp_error(err, &r, "reading the leader Lease");
+        eng_kube_resp_dispose(&r);
+        return rc;
+    }
+    create = r.code == 404;
+    micro_now(now);
+    if (create) {
+        lease = json_pack("{ss ss s{ss} s{ss si ss ss si}}", "apiVersion", "coordination.k8s.io/v1",
+                          "kind", "Lease", "metadata", "name", LEASE_NAME, "spec", "holderIdentity",
+                          s->identity, "leaseDurationSeconds", LEASE_SECONDS, "acquireTime", now,
+                          "renewTime", now, "leaseTransitions", 0);
+    } else {
+        lease = json_incref(r.body);
+        spec = json_object_get(lease, "spec");
+        holder = str_at(spec, "holderIdentity", NULL);
+        renew = str_at(spec, "renewTime", NULL);
+        dur = json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
+        if (dur <= 0)
+            dur = LEASE_SECONDS;
+        if (holder && holder[0] && strcmp(holder, s->identity) != 0 && renew &&
+            core_time_parse_rfc3339(&renew_s, renew) == 0 &&
+            renew_s + dur > core_wall_now() / 1000) {
+            json_decref(lease);
+            eng_kube_resp_dispose(&r);
+            return 0; /* another replica leads */
+        }
+        if (!json_is_object(spec) && json_object_set_new(lease, "spec", json_object()) == 0)
+            spec = json_object_get(lease, "spec");
+        if (!holder || strcmp(holder, s->identity) != 0) {
+            json_int_t t = json_integer_value(json_object_get(spec, "leaseTransitions"));
+            (void)json_object_set_new(spec, "leaseTransitions", json_integer(holder ? t + 1 : t));
+            (void)json_object_set_new(spec, "acquireTime", json_string(now));
+        }
+        (void)json_object_set_new(spec, "holderIdentity", json_string(s->identity));
+        (void)json_object_set_new(spec, "leaseDurationSeconds", json_integer(LEASE_SECONDS));
+        (void)json_object_set_new(spec, "renewTime", json_string(now));
+    }
+    eng_kube_resp_dispose(&r);
+    if (!lease || !(body = json_dumps(lease, JSON_COMPACT))) {
+        json_decref(lease);
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+    if (create) {
+        char *coll = core_strndup(s->lease_path, strlen(s->lease_path) - strlen("/" LEASE_NAME));
+        rc = coll ? eng_kube_do(s->k, &r, "POST", coll, "application/json", body, strlen(body), err)
+                  : core_error_set(err, BERTH_ENOMEM, "out of memory");
+        core_free(coll);
+    } else {
+        rc = eng_kube_do(s->k, &r, "PUT", s->lease_path, "application/json", body, strlen(body),
+                         err);
+    }
+    free(body);
+    json_decref(lease);
+    if (rc == 0) {
+        if (r.code == 200 || r.code == 201)
+            *held_out = true;
+        else if (r.code != 409) /* 409: another replica wrote first */
+            rc = eng_kube_resp_error(err, &r, "writing the leader Lease");
+    }
+    eng_kube_resp_dispose(&r);
+    if (*held_out)
+        s->renewed_ms = core_mono_now();
+    return rc;
+}
+
+static bool caller_stopped(const ks *s)
+{
+    return s->opts->stop && *s->opts->stop;
+}
+
+/* Wait until this process holds the lease (or the caller stops it: *held_out false). */
+static int lease_acquire(ks *s, bool *held_out, berth_error **err)
+{
+    bool logged = false;
+    char *last = NULL;
+    *held_out = false;
+    while (!caller_stopped(s)) {
+        berth_error *e = NULL;
+        if (lease_try(s, held_out, &e) < 0) {
+            char *t = berth_error_text(e);
+            if (t && (!last || strcmp(t, last) != 0))
+                eng_log("error", "leader-election-failed", NULL, NULL, NULL, "%s", t);
+            core_free(last);
+            last = t ? core_strdup(t) : NULL;
+            free(t);
+        }
+        berth_error_free(e);
+        if (*held_out) {
+            eng_log("info", "leader-elected", NULL, NULL, NULL, "%s holds the Lease %s",
+                    s->identity, s->lease_path);
+            break;
+        }
+        if (!logged)
+            eng_log("info", "leader-waiting", NULL, NULL, NULL,
+                    "waiting for the Lease %s held by another replica", s->lease_path);
+        logged = true;
+        core_sleep_ms(RETRY_MS);
+    }
+    core_free(last);
+    (void)err;
+    return 0;
+}
+
+/* Renew the held lease every RENEW_MS; past the lease duration without a renewal, stop the loop
+ * (the process then exits non-zero, and a restarted one waits as a follower). */
+static void lease_keep(ks *s)
+{
+    bool held = false;
+    berth_error *e = NULL;
+    if (!s->lease_path || s->lease_lost || core_mono_now() - s->renewed_ms < RENEW_MS)
+        return;
+    if (lease_try(s, &held, &e) < 0 || !held) {
+        char *t = e ? berth_error_text(e) : NULL;
+        eng_log("error", "leader-renew-failed", NULL, NULL, NULL, "%s",
+                t ? t : "another replica holds the Lease");
+        free(t);
+        if (!held && (!e || core_mono_now() - s->renewed_ms >= LEASE_SECONDS * 1000)) {
+            s->lease_lost = true;
+            s->loop_stop = 1;
+            eng_log("error", "leader-lost", NULL, NULL, NULL,
+                    "lost the Lease %s: stopping the reconciles", s->lease_path);
+        }
+    }
+    berth_error_free(e);
+}
+
 /* ---------------------------------------------------------------- one pass */
 
 static int get_ref(ks *s, json_t *files, const char *ref, berth_error **err)
@@ -487,7 +658,11 @@ static void *store_thread(void *arg)
         struct timespec ts;
         pthread_mutex_unlock(&s->mu);
         s->loop_up = true;
-        pass_logged(s, true);
+        if (caller_stopped(s))
+            s->loop_stop = 1;
+        lease_keep(s);
+        if (!s->lease_lost)
+            pass_logged(s, true);
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += SYNC_PERIOD_MS / 1000;
         pthread_mutex_lock(&s->mu);
@@ -508,6 +683,7 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     int rc;
 
     *all_ready_out = false;
+    eng_log_set_sink(opts->log_format, opts->log, opts->log_payload);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     if (!(s.dir = core_sprintf("%s/%s", opts->state_dir, STORE_DIR)) ||
@@ -517,10 +693,42 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     }
     if ((rc = core_fs_mkdirs(s.dir, 0700, err)) < 0)
         goto out;
-    if ((rc = eng_kube_config_load(&cfg, opts->kubeconfig, opts->kube_context, err)) < 0 ||
-        (rc = eng_kube_new(&s.k, cfg, err)) < 0) {
+    if ((rc = eng_kube_config_load(&cfg, opts->kubeconfig, opts->kube_context, err)) < 0) {
         core_error_wrap(err, "controller mode: no Kubernetes API");
         goto out;
+    }
+    if (opts->leader_elect) {
+        char host[256] = "berth";
+        const char *lns = opts->leader_election_namespace ? opts->leader_election_namespace
+                          : cfg->ns                       ? cfg->ns
+                                                          : "default";
+        (void)gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        if (!name_ok(lns)) {
+            eng_kube_config_free(cfg);
+            rc = core_error_set(err, BERTH_EINVAL, "leader election namespace \"%s\" is not a name",
+                                lns);
+            goto out;
+        }
+        if (!(s.identity = core_sprintf("%s_%ld", host, (long)getpid())) ||
+            !(s.lease_path = core_sprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
+                                          lns, LEASE_NAME))) {
+            eng_kube_config_free(cfg);
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if ((rc = eng_kube_new(&s.k, cfg, err)) < 0) {
+        core_error_wrap(err, "controller mode: no Kubernetes API");
+        goto out;
+    }
+    if (s.lease_path) {
+        bool held = false;
+        (void)lease_acquire(&s, &held, err);
+        if (!held) { /* stopped while waiting */
+            rc = 0;
+            goto out;
+        }
     }
     if ((rc = sync_pass(&s, false, err)) < 0) {
         core_error_wrap(err, "controller mode: reading the objects from the Kubernetes API");
@@ -528,6 +736,8 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     }
     inner.kube_store = false;
     inner.config_path = s.dir;
+    if (!opts->once)
+        inner.stop = &s.loop_stop;
     if (inner.config_poll_ms == 0)
         inner.config_poll_ms = STORE_POLL_MS;
     if (!opts->once) {
@@ -545,6 +755,10 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
         pthread_mutex_unlock(&s.mu);
         pthread_join(th, NULL);
     }
+    if (rc == 0 && s.lease_lost)
+        rc = core_error_set(err, BERTH_ECONFLICT,
+                            "controller mode: lost the leader Lease %s; stopped reconciling",
+                            s.lease_path);
     if (opts->once) /* one write-back of what the pass did */
         pass_logged(&s, true);
 out:
@@ -552,6 +766,8 @@ out:
     json_decref(s.handled);
     core_free(s.last_error);
     core_free(s.dir);
+    core_free(s.identity);
+    core_free(s.lease_path);
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     return rc;

@@ -75,6 +75,10 @@ typedef struct berth_engine_opts {
     bool kube_store;
     /* with kube_store: list only the objects this label selector matches (sharding); NULL: all */
     const char *watch_label_selector;
+    /* with kube_store: reconcile only while holding the coordination.k8s.io/v1 Lease
+     * "berth-leader" in leader_election_namespace (NULL: the kubeconfig's or the pod's) */
+    bool leader_elect;
+    const char *leader_election_namespace;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \

@@ -175,6 +175,39 @@ kill -TERM "$BPID"
 wait "$BPID" || fail "berth run --kube did not stop cleanly on SIGTERM"
 assert_not_contains "$(cat "$T/berth.log")" "$(sed -n 2p "$T/cosign.pub")" "the Secret in the log"
 
+it "leader election: two replicas, only the Lease holder reconciles; the other takes over"
+kc apply -f "$T/crs.yaml" >/dev/null
+holder() { kc -n flux-system get lease berth-leader -o json 2>/dev/null | jq -r '.spec.holderIdentity // ""'; }
+spawn berth-a "$T/a.log" "$BERTH" run --kube --kubeconfig="$KCFG" --state-dir="$T/state-a" \
+    --watch-label-selector=shard=a --leader-election-namespace=flux-system
+APID=$SPAWNED
+holds() { [[ "$(holder)" == *"_$1" ]]; }
+wait_until berth-a "$APID" "$T/a.log" holds "$APID"
+_IT_CHECKS=$((_IT_CHECKS + 1))
+spawn berth-b "$T/b.log" "$BERTH" run --kube --kubeconfig="$KCFG" --state-dir="$T/state-b" \
+    --watch-label-selector=shard=a --leader-election-namespace=flux-system
+BPID2=$SPAWNED
+wait_until berth-a "$APID" "$T/a.log" test -s "$T/state-a/status/kustomization/flux-system/app.json"
+wait_until berth-b "$BPID2" "$T/b.log" grep -q leader-waiting "$T/b.log"
+_IT_CHECKS=$((_IT_CHECKS + 2))
+sleep 3
+assert_not_contains "$(cat "$T/b.log")" "leader-elected" "the second replica while the first leads"
+[ ! -e "$T/state-b/status" ] || fail "the follower reconciled: $(ls -R "$T/state-b/status")"
+[ -n "$(kget apps deployments berth-demo web)" ] || fail "the leader did not apply the app"
+t0=$(_now_us)
+kill -KILL "$APID"
+wait "$APID" 2>/dev/null || true
+BERTH_IT_WAIT=25 wait_until berth-b "$BPID2" "$T/b.log" holds "$BPID2" # lease 15 s + retry 2 s
+took_ms=$((($(_now_us) - t0) / 1000))
+log "the follower took over after $took_ms ms"
+[ "$took_ms" -le $((15000 + 2000 + 3000)) ] || fail "takeover took $took_ms ms (lease 15 s)"
+wait_until berth-b "$BPID2" "$T/b.log" test -s "$T/state-b/status/kustomization/flux-system/app.json"
+_IT_CHECKS=$((_IT_CHECKS + 3))
+assert_eq 1 "$(kc -n flux-system get lease berth-leader -o json | jq -r .spec.leaseTransitions)" \
+    "leaseTransitions after one takeover"
+kill -TERM "$BPID2"
+wait "$BPID2" || fail "the new leader did not stop cleanly on SIGTERM"
+
 it "usage errors"
 assert_fails --rc 2 "exclude" berth run --kube --config="$T/crs.yaml" --state-dir="$T/s2"
 assert_fails --rc 2 "needs --kube" berth run --config="$T/crs.yaml" --watch-label-selector=a=b
