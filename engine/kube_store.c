@@ -62,6 +62,7 @@ typedef struct ks {
     int64_t renewed_ms; /* monotonic time of the last successful acquire or renew */
     volatile sig_atomic_t loop_stop; /* the loop's stop flag: the caller's, or the lease lost */
     bool lease_lost;
+    off_t events_off; /* STATE/events.jsonl: bytes already sent as Kubernetes Events */
 } ks;
 
 /* the kinds the store lists; the engine reconciles them from the store's files */
@@ -508,6 +509,110 @@ static void lease_keep(ks *s)
     berth_error_free(e);
 }
 
+/* ---------------------------------------------------------------- Kubernetes Events */
+
+/* The CR (from the list) an engine event names, or NULL. */
+static json_t *find_cr(json_t *const *items, const char *kind, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < sizeof(crs) / sizeof(crs[0]); i++) {
+        size_t j;
+        json_t *o;
+        if (strcmp(crs[i].kind, kind) != 0)
+            continue;
+        json_array_foreach(items[i], j, o)
+        {
+            const json_t *md = json_object_get(o, "metadata");
+            const char *n = str_at(md, "name", NULL), *x = str_at(md, "namespace", NULL);
+            if (n && x && strcmp(n, name) == 0 && strcmp(x, ns) == 0)
+                return o;
+        }
+    }
+    return NULL;
+}
+
+/* One core/v1 Event for an engine event line about a listed CR; best effort (a failure is
+ * logged at debug level and the event stays in events.jsonl). */
+static void post_event(ks *s, json_t *const *items, const json_t *line)
+{
+    const json_t *inv = json_object_get(line, "involvedObject");
+    const char *kind = str_at(inv, "kind", NULL), *ns = str_at(inv, "namespace", NULL),
+               *name = str_at(inv, "name", NULL), *ts = str_at(line, "timestamp", NULL);
+    const char *sev = str_at(line, "severity", NULL);
+    json_t *cr, *ev = NULL;
+    char *path = NULL, *body = NULL, *gen = NULL;
+    eng_kube_resp r = {0};
+    berth_error *e = NULL;
+
+    if (!kind || !ns || !name || !ts || !(cr = find_cr(items, kind, ns, name)))
+        return;
+    if (!(gen = core_sprintf("%s.", name)) ||
+        !(path = core_sprintf("/api/v1/namespaces/%s/events", ns)))
+        goto out;
+    ev = json_pack(
+        "{ss ss s{ss} s{sO sO ss ss sO sO} ss ss ss s{ss} ss ss si ss}", "apiVersion", "v1", "kind",
+        "Event", "metadata", "generateName", gen, "involvedObject", "apiVersion",
+        json_object_get(cr, "apiVersion"), "kind", json_object_get(cr, "kind"), "namespace", ns,
+        "name", name, "uid", json_object_get(json_object_get(cr, "metadata"), "uid"),
+        "resourceVersion", json_object_get(json_object_get(cr, "metadata"), "resourceVersion"),
+        "reason", str_at(line, "reason", NULL) ? str_at(line, "reason", NULL) : "Info", "message",
+        str_at(line, "message", NULL) ? str_at(line, "message", NULL) : "", "type",
+        sev && strcmp(sev, "error") == 0 ? "Warning" : "Normal", "source", "component", "berth",
+        "firstTimestamp", ts, "lastTimestamp", ts, "count", 1, "reportingComponent", "berth");
+    if (!ev || !(body = json_dumps(ev, JSON_COMPACT)))
+        goto out;
+    if (eng_kube_do(s->k, &r, "POST", path, "application/json", body, strlen(body), &e) == 0 &&
+        r.code != 201 && r.code != 200)
+        (void)eng_kube_resp_error(&e, &r, "creating an Event");
+    if (e) {
+        char *t = berth_error_text(e);
+        eng_log("debug", "event-not-sent", kind, ns, name, "%s", t ? t : "");
+        free(t);
+    }
+out:
+    eng_kube_resp_dispose(&r);
+    berth_error_free(e);
+    json_decref(ev);
+    free(body);
+    core_free(path);
+    core_free(gen);
+}
+
+static char *events_path(const ks *s)
+{
+    return core_sprintf("%s/events.jsonl", s->opts->state_dir);
+}
+
+/* Send the lines appended to events.jsonl since the last pass (from the start after a
+ * rotation: the file is then shorter than what was read). */
+static void forward_events(ks *s, json_t *const *items)
+{
+    char *path = events_path(s);
+    berth_buf buf = BERTH_BUF_INIT;
+    size_t off, start;
+
+    if (!path || core_fs_read_file(&buf, path, 64u << 20, NULL) < 0) {
+        core_free(path);
+        return;
+    }
+    core_free(path);
+    if ((off_t)buf.len < s->events_off)
+        s->events_off = 0;
+    start = off = (size_t)s->events_off;
+    for (size_t i = off; i < buf.len; i++) {
+        if (buf.ptr[i] != '\n')
+            continue;
+        {
+            json_t *line = json_loadb(buf.ptr + start, i - start, 0, NULL);
+            if (line)
+                post_event(s, items, line);
+            json_decref(line);
+        }
+        start = i + 1;
+    }
+    s->events_off = (off_t)start; /* a torn last line waits for its end */
+    berth_buf_dispose(&buf);
+}
+
 /* ---------------------------------------------------------------- one pass */
 
 static int get_ref(ks *s, json_t *files, const char *ref, berth_error **err)
@@ -621,6 +726,7 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
                 goto out;
         }
     }
+    forward_events(s, items);
 out:
     for (i = 0; i < n; i++) {
         eng_kube_mapping_dispose(&maps[i]);
@@ -693,6 +799,13 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     }
     if ((rc = core_fs_mkdirs(s.dir, 0700, err)) < 0)
         goto out;
+    { /* Events: only what this run's reconciles record */
+        char *ep = events_path(&s);
+        struct stat sb;
+        if (ep && stat(ep, &sb) == 0)
+            s.events_off = sb.st_size;
+        core_free(ep);
+    }
     if ((rc = eng_kube_config_load(&cfg, opts->kubeconfig, opts->kube_context, err)) < 0) {
         core_error_wrap(err, "controller mode: no Kubernetes API");
         goto out;

@@ -150,6 +150,24 @@ assert_eq "null" "$(jq -c '.status.conditions' <<<"$(cr kustomizations other-sha
 assert_eq "600" "$(stat -c %a "$STATE/kube-store/secret_flux-system_cosign-pub.yaml")" \
     "the materialised Secret's mode"
 
+# the engine's events as Kubernetes Events on the CR
+ks_events() {
+    kc -n flux-system get events -o json |
+        jq -c '[.items[] | select(.involvedObject.kind == "Kustomization" and
+            .involvedObject.name == "app" and .source.component == "berth") |
+            {reason, type, message}]'
+}
+has_ks_event() { [ "$(jq length <<<"$(ks_events)")" -gt 0 ]; }
+wait_until berth "$BPID" "$T/berth.log" has_ks_event
+_IT_CHECKS=$((_IT_CHECKS + 1))
+EVS=$(ks_events)
+log "Kubernetes Events of the Kustomization: $EVS"
+assert_contains "$EVS" '"reason":"ReconciliationSucceeded","type":"Normal"' "the Event's reason"
+assert_contains "$EVS" 'Deployment/berth-demo/web created' "the Event's message"
+assert_eq "$(jq -r '.metadata.uid' <<<"$KS")" "$(kc -n flux-system get events -o json |
+    jq -r '[.items[] | select(.involvedObject.kind == "Kustomization")][0].involvedObject.uid')" \
+    "the Event's involvedObject.uid"
+
 it "a spec change re-applies and raises observedGeneration"
 kc -n flux-system patch ocirepository app --type merge -p '{"spec":{"ref":{"tag":"v2"}}}' >/dev/null
 wait_until berth "$BPID" "$T/berth.log" is_ready_at ocirepositories app 2
