@@ -46,8 +46,27 @@ int cli_run(int argc, char **argv)
         {.name = "config",
          .kind = CLI_STR,
          .meta = "PATH",
-         .attrs = CLI_REQUIRED,
-         .help = "Flux-kind YAML: a file or a directory of *.yaml files"},
+         .help = "Flux-kind YAML: a file or a directory of *.yaml files (required without "
+                 "--kube)"},
+        {.name = "kube",
+         .kind = CLI_BOOL,
+         .help = "controller mode: the OCIRepository and Kustomization objects of the Kubernetes "
+                 "API (the kubeconfig's cluster); their status is written back; implies "
+                 "--target=kube; the default inside a pod when --config is not given"},
+        {.name = "watch-label-selector",
+         .kind = CLI_STR,
+         .meta = "SELECTOR",
+         .help = "with --kube: only the objects this label selector matches (sharding)"},
+        {.name = "leader-elect",
+         .kind = CLI_STR,
+         .meta = "true|false",
+         .def = "true",
+         .help = "with --kube: reconcile only while holding the Lease berth-leader, so two "
+                 "replicas never reconcile at once"},
+        {.name = "leader-election-namespace",
+         .kind = CLI_STR,
+         .meta = "NS",
+         .help = "the Lease's namespace (default the pod's, or the kubeconfig context's)"},
         {.name = "state-dir",
          .kind = CLI_STR,
          .meta = "DIR",
@@ -78,7 +97,8 @@ int cli_run(int argc, char **argv)
         CLI_FLAG_END,
     };
     cli_cmd cmd = {.path = "berth run",
-                   .usage = "--config=PATH [--state-dir=DIR] [--target=dir:PATH|kube] "
+                   .usage = "--config=PATH|--kube [--watch-label-selector=SEL] [--state-dir=DIR] "
+                            "[--target=dir:PATH|kube] "
                             "[--kubeconfig=PATH] [--context=NAME] [--once] [--workers=N] "
                             "[--log-format=logfmt|json]",
                    .summary = "Run the GitOps engine: OCIRepository -> Kustomization -> target.",
@@ -88,10 +108,12 @@ int cli_run(int argc, char **argv)
                               "object is Ready, else 1. Without it the loop reloads the config on "
                               "SIGHUP and when its files change (checked every 2 s), and stops on "
                               "SIGTERM or SIGINT after the reconciles in flight.",
-                   .examples = "  berth run --config=./clusters/edge --state-dir=./.berth "
-                               "--target=dir:./out --once\n"
-                               "  berth run --config=./clusters/prod --target=kube "
-                               "--kubeconfig=./admin.conf --context=prod",
+                   .examples =
+                       "  berth run --config=./clusters/edge --state-dir=./.berth "
+                       "--target=dir:./out --once\n"
+                       "  berth run --config=./clusters/prod --target=kube "
+                       "--kubeconfig=./admin.conf --context=prod\n"
+                       "  berth run --kube --kubeconfig=./admin.conf --state-dir=/var/lib/berth",
                    .min_args = 0,
                    .max_args = 0,
                    .flags = flags};
@@ -127,8 +149,36 @@ int cli_run(int argc, char **argv)
     (void)mallopt(M_ARENA_MAX, 2);
 #endif
     opts.config_path = cli_str(&cmd, "config");
+    /* inside a pod without --config: controller mode */
+    opts.kube_store =
+        cli_bool(&cmd, "kube") || (!opts.config_path && getenv("KUBERNETES_SERVICE_HOST") &&
+                                   getenv("KUBERNETES_SERVICE_HOST")[0]);
+    if (opts.kube_store && opts.config_path) {
+        code = cli_usage_error(&cmd, "--config and --kube exclude each other");
+        goto out;
+    }
+    if (!opts.kube_store && !opts.config_path) {
+        code = cli_usage_error(&cmd, "--config is required (or --kube for controller mode)");
+        goto out;
+    }
+    opts.watch_label_selector = cli_str(&cmd, "watch-label-selector");
+    if (strcmp(cli_str(&cmd, "leader-elect"), "true") != 0 &&
+        strcmp(cli_str(&cmd, "leader-elect"), "false") != 0) {
+        code = cli_usage_error(&cmd, "--leader-elect must be \"true\" or \"false\", not \"%s\"",
+                               cli_str(&cmd, "leader-elect"));
+        goto out;
+    }
+    opts.leader_elect = opts.kube_store && !cli_bool(&cmd, "once") &&
+                        strcmp(cli_str(&cmd, "leader-elect"), "true") == 0;
+    opts.leader_election_namespace = cli_str(&cmd, "leader-election-namespace");
+    if (opts.watch_label_selector && !opts.kube_store) {
+        code = cli_usage_error(&cmd, "--watch-label-selector needs --kube");
+        goto out;
+    }
     opts.state_dir = cli_str(&cmd, "state-dir");
     opts.target = cli_str(&cmd, "target");
+    if (opts.kube_store && !opts.target)
+        opts.target = "kube";
     opts.kubeconfig = cli_str(&cmd, "kubeconfig");
     opts.kube_context = cli_str(&cmd, "context");
     opts.once = cli_bool(&cmd, "once");

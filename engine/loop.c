@@ -44,6 +44,7 @@
 #include "core/core.h"
 #include "engine/internal.h"
 #include "engine/kube.h"
+#include "engine/kube_store.h"
 #include "engine/pool.h"
 #include "engine/sched.h"
 #include "images/reconcile.h"
@@ -602,6 +603,9 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
     size_t invalid = 0;
     int rc;
 
+    if (opts && opts->kube_store && opts->state_dir && all_ready_out &&
+        opts->version == BERTH_ENGINE_OPTS_VERSION)
+        return eng_kstore_run(all_ready_out, opts, err);
     BERTH_ARG_CHECK(all_ready_out && opts && opts->config_path && opts->state_dir);
     BERTH_ARG_CHECK(!opts->only_name || (opts->once && opts->only_kind && opts->only_ns));
     *all_ready_out = false;

@@ -69,6 +69,16 @@ typedef struct berth_engine_opts {
      * context (NULL: current-context) */
     const char *kubeconfig;
     const char *kube_context;
+    /* controller mode (berth run --kube): the objects come from the Kubernetes API of
+     * kubeconfig/kube_context instead of config_path (ignored), and their status is written back
+     * there (docs/kubernetes.md "Controller mode") */
+    bool kube_store;
+    /* with kube_store: list only the objects this label selector matches (sharding); NULL: all */
+    const char *watch_label_selector;
+    /* with kube_store: reconcile only while holding the coordination.k8s.io/v1 Lease
+     * "berth-leader" in leader_election_namespace (NULL: the kubeconfig's or the pod's) */
+    bool leader_elect;
+    const char *leader_election_namespace;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \

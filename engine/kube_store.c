@@ -1,0 +1,887 @@
+/*
+ * engine/kube_store.c: controller mode (`berth run --kube`, issue 5): the Kubernetes API as the
+ * engine's store (design.md "one store interface").
+ *
+ * Design: a sync pass lists the OCIRepository (source.toolkit.fluxcd.io/v1) and Kustomization
+ * (kustomize.toolkit.fluxcd.io/v1) objects of every namespace (optionally filtered by a label
+ * selector, for sharding), GETs the Secrets and ConfigMaps their specs reference (any
+ * "*secretRef"/"*SecretRef" {name} and postBuild.substituteFrom entries, in the object's
+ * namespace), and materialises them (metadata.name/namespace/labels and spec; Secrets' data,
+ * never logged) as one file each in STATE/kube-store (atomic writes, mode 0600); files of objects
+ * that are gone are removed. The engine's loop runs with that directory as its config and polls
+ * it every 250 ms, so the unchanged loader, reload and status GC (a deleted Kustomization is
+ * pruned as the file store does) do the reconciling. The same pass writes the status files the
+ * reconciles left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status
+ * subresource (merge patch) with observedGeneration (top-level and in every condition) set to
+ * metadata.generation, when some field differs from the live status. A
+ * reconcile.fluxcd.io/requestedAt annotation that differs from status.lastHandledReconcileAt
+ * makes the object due now through the control socket (as `berth reconcile`), and the value is
+ * recorded as lastHandledReconcileAt once the loop accepted it.
+ *
+ * The first pass runs before the loop starts (its failure fails the run); then a thread repeats
+ * it every second until the loop ends, logging a failed pass once per distinct message. The
+ * Kubernetes client is used by that one thread only.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <berth/engine.h>
+
+#include "core/core.h"
+#include "engine/internal.h"
+#include "engine/kube.h"
+#include "engine/kube_store.h"
+
+#define STORE_DIR "kube-store"
+#define SYNC_PERIOD_MS 1000
+#define STORE_POLL_MS 250
+#define REQUESTED_AT "reconcile.fluxcd.io/requestedAt"
+#define FILE_MAX (8u << 20)
+
+typedef struct ks {
+    eng_kube *k;
+    const berth_engine_opts *opts;
+    char *dir;        /* STATE/kube-store */
+    json_t *handled;  /* "Kind/ns/name" -> the requestedAt value the loop accepted */
+    char *last_error; /* of the last failed pass, to log each distinct failure once */
+    bool loop_up;     /* the loop listens on its control socket */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    /* leader election (opts->leader_elect) */
+    char *lease_path;   /* /apis/coordination.k8s.io/v1/namespaces/NS/leases/berth-leader */
+    char *identity;     /* holderIdentity: "<hostname>_<pid>" */
+    int64_t renewed_ms; /* monotonic time of the last successful acquire or renew */
+    volatile sig_atomic_t loop_stop; /* the loop's stop flag: the caller's, or the lease lost */
+    bool lease_lost;
+    off_t events_off; /* STATE/events.jsonl: bytes already sent as Kubernetes Events */
+} ks;
+
+/* the kinds the store lists; the engine reconciles them from the store's files */
+static const struct {
+    const char *api_version;
+    const char *kind;
+} crs[] = {
+    {"source.toolkit.fluxcd.io/v1", "OCIRepository"},
+    {"kustomize.toolkit.fluxcd.io/v1", "Kustomization"},
+};
+
+static const char *str_at(const json_t *o, const char *a, const char *b)
+{
+    const json_t *v = json_object_get(o, a);
+    if (b)
+        v = json_object_get(v, b);
+    return json_string_value(v);
+}
+
+/* ---------------------------------------------------------------- materialising */
+
+/* {apiVersion, kind, metadata {name, namespace, labels}, rest of keys} for one object */
+static json_t *store_doc(json_t *obj, const char *api_version, const char *kind,
+                         const char *const *keys)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    json_t *doc = json_object(), *m = json_object();
+    json_t *labels = json_object_get(md, "labels");
+    if (!doc || !m)
+        goto fail;
+    if (json_object_set_new(doc, "apiVersion", json_string(api_version)) < 0 ||
+        json_object_set_new(doc, "kind", json_string(kind)) < 0 ||
+        json_object_set(m, "name", json_object_get(md, "name")) < 0 ||
+        json_object_set(m, "namespace", json_object_get(md, "namespace")) < 0 ||
+        (json_is_object(labels) && json_object_size(labels) > 0 &&
+         json_object_set(m, "labels", labels) < 0) ||
+        json_object_set(doc, "metadata", m) < 0)
+        goto fail;
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(obj, keys[i]);
+        if (v && json_object_set(doc, keys[i], v) < 0)
+            goto fail;
+    }
+    json_decref(m);
+    return doc;
+fail:
+    json_decref(m);
+    json_decref(doc);
+    return NULL;
+}
+
+/* Put file name -> document text into files (a JSON object); the text is JSON, which the YAML
+ * loader reads. */
+static int files_put(json_t *files, const char *kind, const char *ns, const char *name, json_t *doc,
+                     berth_error **err)
+{
+    char *text = doc ? json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(2)) : NULL;
+    char *fname = core_sprintf("%s_%s_%s.yaml", kind, ns, name);
+    int rc = 0;
+    if (!text || !fname || json_object_set_new(files, fname, json_string(text)) < 0)
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    free(text);
+    core_free(fname);
+    json_decref(doc);
+    return rc;
+}
+
+/* A name the store may use in a file name: a DNS label or subdomain (no '/', '_' or dots only) */
+static bool name_ok(const char *s)
+{
+    if (!s || !s[0] || strlen(s) > 253 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+/* Collect the Secret/ConfigMap references of a spec: "Kind/ns/name" keys in refs. */
+static int refs_collect(json_t *refs, json_t *v, const char *key, const char *ns)
+{
+    size_t kl = key ? strlen(key) : 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        if (kl >= 9 &&
+            (strcmp(key + kl - 9, "secretRef") == 0 || strcmp(key + kl - 9, "SecretRef") == 0)) {
+            const char *n = str_at(v, "name", NULL);
+            char *id = n ? core_sprintf("Secret/%s/%s", ns, n) : NULL;
+            if (n && (!id || json_object_set_new(refs, id, json_true()) < 0)) {
+                core_free(id);
+                return BERTH_ENOMEM;
+            }
+            core_free(id);
+        }
+        json_object_foreach(v, k, c) if (refs_collect(refs, c, k, ns) < 0) return BERTH_ENOMEM;
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c)
+        {
+            if (key && strcmp(key, "substituteFrom") == 0) {
+                const char *kind = str_at(c, "kind", NULL), *n = str_at(c, "name", NULL);
+                if (kind && n && (strcmp(kind, "Secret") == 0 || strcmp(kind, "ConfigMap") == 0)) {
+                    char *id = core_sprintf("%s/%s/%s", kind, ns, n);
+                    if (!id || json_object_set_new(refs, id, json_true()) < 0) {
+                        core_free(id);
+                        return BERTH_ENOMEM;
+                    }
+                    core_free(id);
+                }
+            }
+            if (refs_collect(refs, c, key, ns) < 0)
+                return BERTH_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Write files (name -> text) into the store directory and remove its other *.yaml files.
+ * *changed_out: something was written or removed. */
+static int store_write(ks *s, json_t *files, bool *changed_out, berth_error **err)
+{
+    const char *fname;
+    json_t *text;
+    DIR *d;
+    struct dirent *de;
+    int rc = 0;
+
+    *changed_out = false;
+    json_object_foreach(files, fname, text)
+    {
+        char *path = core_sprintf("%s/%s", s->dir, fname);
+        berth_buf cur = BERTH_BUF_INIT;
+        const char *t = json_string_value(text);
+        size_t tl = strlen(t);
+        bool same;
+        if (!path)
+            return core_error_set(err, BERTH_ENOMEM, "out of memory");
+        same = core_fs_read_file(&cur, path, FILE_MAX, NULL) == 0 && cur.len == tl &&
+               memcmp(cur.ptr, t, tl) == 0;
+        berth_buf_dispose(&cur);
+        if (!same) {
+            rc = core_fs_write_atomic(path, t, tl, 0600, err);
+            *changed_out = true;
+        }
+        core_free(path);
+        if (rc < 0)
+            return rc;
+    }
+    if (!(d = opendir(s->dir)))
+        return core_error_errno(err, errno, "cannot read the store directory \"%s\"", s->dir);
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        char *path;
+        if (l < 6 || strcmp(de->d_name + l - 5, ".yaml") != 0 || de->d_name[0] == '.' ||
+            json_object_get(files, de->d_name))
+            continue;
+        if (!(path = core_sprintf("%s/%s", s->dir, de->d_name))) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            break;
+        }
+        if (unlink(path) < 0 && errno != ENOENT)
+            rc = core_error_errno(err, errno, "cannot remove \"%s\"", path);
+        else
+            *changed_out = true;
+        core_free(path);
+        if (rc < 0)
+            break;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- status write-back */
+
+static char *lower(const char *s)
+{
+    char *o = core_strdup(s);
+    for (char *p = o; p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return o;
+}
+
+/* Ask the loop to reconcile an object whose requestedAt is new; record it once accepted. */
+static void handle_requested(ks *s, const char *kind, const char *ns, const char *name,
+                             const json_t *obj)
+{
+    const char *req;
+    const char *seen = str_at(obj, "status", "lastHandledReconcileAt");
+    const json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
+    char *id, *path;
+    int status = 0;
+    berth_error *e = NULL;
+
+    req = json_string_value(json_object_get(ann, REQUESTED_AT));
+    if (!req || !s->loop_up || (seen && strcmp(seen, req) == 0))
+        return;
+    if (!(id = core_sprintf("%s/%s/%s", kind, ns, name)))
+        return;
+    if (json_string_value(json_object_get(s->handled, id)) &&
+        strcmp(json_string_value(json_object_get(s->handled, id)), req) == 0) {
+        core_free(id);
+        return;
+    }
+    path = core_sprintf("/v1/reconcile/%s", id);
+    if (path && berth_engine_control(&status, NULL, s->opts->state_dir, "POST", path, &e) == 0 &&
+        status == 202) {
+        eng_log("info", "reconcile-requested", kind, ns, name, "%s %s", REQUESTED_AT, req);
+        (void)json_object_set_new(s->handled, id, json_string(req));
+    }
+    berth_error_free(e);
+    core_free(path);
+    core_free(id);
+}
+
+/* Merge-patch the object's status with the engine's status file when a field differs. */
+static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, const json_t *obj,
+                        berth_error **err)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
+    json_int_t gen = json_integer_value(json_object_get(md, "generation"));
+    const json_t *live = json_object_get(obj, "status");
+    char *lk = lower(kind), *file = NULL, *id = NULL, *path = NULL, *body = NULL, *obj_path = NULL;
+    berth_buf buf = BERTH_BUF_INIT;
+    json_t *st = NULL, *patch = NULL, *c;
+    const char *key;
+    json_t *v;
+    bool differs = false;
+    size_t i;
+    int rc = 0;
+
+    if (!lk ||
+        !(file = core_sprintf("%s/status/%s/%s/%s.json", s->opts->state_dir, lk, ns, name)) ||
+        !(id = core_sprintf("%s/%s/%s", kind, ns, name))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (core_fs_read_file(&buf, file, FILE_MAX, NULL) < 0)
+        goto out; /* not reconciled yet */
+    if (!(st = json_loadb(buf.ptr, buf.len, 0, NULL)) || !json_is_object(st))
+        goto out; /* written atomically: a bad file is not ours to judge here */
+    if (gen > 0) {
+        (void)json_object_set_new(st, "observedGeneration", json_integer(gen));
+        json_array_foreach(json_object_get(st, "conditions"), i, c) if (json_is_object(c))(void)
+            json_object_set_new(c, "observedGeneration", json_integer(gen));
+    }
+    if (json_string_value(json_object_get(s->handled, id)))
+        (void)json_object_set(st, "lastHandledReconcileAt", json_object_get(s->handled, id));
+    json_object_foreach(st, key, v) if (!json_equal(v, json_object_get(live, key))) differs = true;
+    if (!differs)
+        goto out;
+    if (!(patch = json_pack("{sO}", "status", st)) || !(body = json_dumps(patch, JSON_COMPACT)) ||
+        !(obj_path = eng_kube_path(m, ns, name)) || !(path = core_sprintf("%s/status", obj_path))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    {
+        eng_kube_resp r = {0};
+        rc = eng_kube_do(s->k, &r, "PATCH", path, "application/merge-patch+json", body,
+                         strlen(body), err);
+        if (rc == 0 && (r.code < 200 || r.code > 299)) {
+            char *what = core_sprintf("writing the status of %s %s/%s", kind, ns, name);
+            rc = eng_kube_resp_error(err, &r, what ? what : kind);
+            core_free(what);
+        }
+        eng_kube_resp_dispose(&r);
+    }
+out:
+    berth_buf_dispose(&buf);
+    json_decref(st);
+    json_decref(patch);
+    free(body);
+    core_free(path);
+    core_free(obj_path);
+    core_free(id);
+    core_free(file);
+    core_free(lk);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- leader election */
+
+#define LEASE_NAME "berth-leader"
+#define LEASE_SECONDS 15
+#define RENEW_MS 5000
+#define RETRY_MS 2000
+
+/* MicroTime as Kubernetes writes it: "2006-01-02T15:04:05.000000Z" */
+static void micro_now(char out[64])
+{
+    berth_unix_ms now = core_wall_now();
+    char sec[32];
+    core_time_rfc3339(sec, now / 1000);
+    sec[strlen(sec) - 1] = '\0'; /* drop the "Z" */
+    snprintf(out, 64, "%.31s.%06dZ", sec, (int)(now % 1000) * 1000);
+}
+
+/*
+ * One attempt to take or keep the Lease. *held_out: this process holds it now. A lease another
+ * identity renewed within its leaseDurationSeconds is left alone; an expired one is taken over
+ * (leaseTransitions + 1). Writes carry the read resourceVersion, so of two replicas racing for
+ * the same lease one gets 409 and stays a follower.
+ */
+static int lease_try(ks *s, bool *held_out, berth_error **err)
+{
+    eng_kube_resp r = {0};
+    json_t *lease = NULL, *spec;
+    char now[64], *body = NULL;
+    const char *holder, *renew;
+    int64_t renew_s = 0, dur;
+    bool create;
+    int rc;
+
+    *held_out = false;
+    if ((rc = eng_kube_do(s->k, &r, "GET", s->lease_path, NULL, NULL, 0, err)) < 0)
+        return rc;
+    if (r.code != 200 && r.code != 404) {
+        rc = eng_kube_resp_error(err, &r, "reading the leader Lease");
+        eng_kube_resp_dispose(&r);
+        return rc;
+    }
+    create = r.code == 404;
+    micro_now(now);
+    if (create) {
+        lease = json_pack("{ss ss s{ss} s{ss si ss ss si}}", "apiVersion", "coordination.k8s.io/v1",
+                          "kind", "Lease", "metadata", "name", LEASE_NAME, "spec", "holderIdentity",
+                          s->identity, "leaseDurationSeconds", LEASE_SECONDS, "acquireTime", now,
+                          "renewTime", now, "leaseTransitions", 0);
+    } else {
+        lease = json_incref(r.body);
+        spec = json_object_get(lease, "spec");
+        holder = str_at(spec, "holderIdentity", NULL);
+        renew = str_at(spec, "renewTime", NULL);
+        dur = json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
+        if (dur <= 0)
+            dur = LEASE_SECONDS;
+        if (holder && holder[0] && strcmp(holder, s->identity) != 0 && renew &&
+            core_time_parse_rfc3339(&renew_s, renew) == 0 &&
+            renew_s + dur > core_wall_now() / 1000) {
+            json_decref(lease);
+            eng_kube_resp_dispose(&r);
+            return 0; /* another replica leads */
+        }
+        if (!json_is_object(spec) && json_object_set_new(lease, "spec", json_object()) == 0)
+            spec = json_object_get(lease, "spec");
+        if (!holder || strcmp(holder, s->identity) != 0) {
+            json_int_t t = json_integer_value(json_object_get(spec, "leaseTransitions"));
+            (void)json_object_set_new(spec, "leaseTransitions", json_integer(holder ? t + 1 : t));
+            (void)json_object_set_new(spec, "acquireTime", json_string(now));
+        }
+        (void)json_object_set_new(spec, "holderIdentity", json_string(s->identity));
+        (void)json_object_set_new(spec, "leaseDurationSeconds", json_integer(LEASE_SECONDS));
+        (void)json_object_set_new(spec, "renewTime", json_string(now));
+    }
+    eng_kube_resp_dispose(&r);
+    if (!lease || !(body = json_dumps(lease, JSON_COMPACT))) {
+        json_decref(lease);
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+    if (create) {
+        char *coll = core_strndup(s->lease_path, strlen(s->lease_path) - strlen("/" LEASE_NAME));
+        rc = coll ? eng_kube_do(s->k, &r, "POST", coll, "application/json", body, strlen(body), err)
+                  : core_error_set(err, BERTH_ENOMEM, "out of memory");
+        core_free(coll);
+    } else {
+        rc = eng_kube_do(s->k, &r, "PUT", s->lease_path, "application/json", body, strlen(body),
+                         err);
+    }
+    free(body);
+    json_decref(lease);
+    if (rc == 0) {
+        if (r.code == 200 || r.code == 201)
+            *held_out = true;
+        else if (r.code != 409) /* 409: another replica wrote first */
+            rc = eng_kube_resp_error(err, &r, "writing the leader Lease");
+    }
+    eng_kube_resp_dispose(&r);
+    if (*held_out)
+        s->renewed_ms = core_mono_now();
+    return rc;
+}
+
+static bool caller_stopped(const ks *s)
+{
+    return s->opts->stop && *s->opts->stop;
+}
+
+/* Wait until this process holds the lease (or the caller stops it: *held_out false). */
+static int lease_acquire(ks *s, bool *held_out, berth_error **err)
+{
+    bool logged = false;
+    char *last = NULL;
+    *held_out = false;
+    while (!caller_stopped(s)) {
+        berth_error *e = NULL;
+        if (lease_try(s, held_out, &e) < 0) {
+            char *t = berth_error_text(e);
+            if (t && (!last || strcmp(t, last) != 0))
+                eng_log("error", "leader-election-failed", NULL, NULL, NULL, "%s", t);
+            core_free(last);
+            last = t ? core_strdup(t) : NULL;
+            free(t);
+        }
+        berth_error_free(e);
+        if (*held_out) {
+            eng_log("info", "leader-elected", NULL, NULL, NULL, "%s holds the Lease %s",
+                    s->identity, s->lease_path);
+            break;
+        }
+        if (!logged)
+            eng_log("info", "leader-waiting", NULL, NULL, NULL,
+                    "waiting for the Lease %s held by another replica", s->lease_path);
+        logged = true;
+        core_sleep_ms(RETRY_MS);
+    }
+    core_free(last);
+    (void)err;
+    return 0;
+}
+
+/* Renew the held lease every RENEW_MS; past the lease duration without a renewal, stop the loop
+ * (the process then exits non-zero, and a restarted one waits as a follower). */
+static void lease_keep(ks *s)
+{
+    bool held = false;
+    berth_error *e = NULL;
+    if (!s->lease_path || s->lease_lost || core_mono_now() - s->renewed_ms < RENEW_MS)
+        return;
+    if (lease_try(s, &held, &e) < 0 || !held) {
+        char *t = e ? berth_error_text(e) : NULL;
+        eng_log("error", "leader-renew-failed", NULL, NULL, NULL, "%s",
+                t ? t : "another replica holds the Lease");
+        free(t);
+        if (!held && (!e || core_mono_now() - s->renewed_ms >= LEASE_SECONDS * 1000)) {
+            s->lease_lost = true;
+            s->loop_stop = 1;
+            eng_log("error", "leader-lost", NULL, NULL, NULL,
+                    "lost the Lease %s: stopping the reconciles", s->lease_path);
+        }
+    }
+    berth_error_free(e);
+}
+
+/* ---------------------------------------------------------------- Kubernetes Events */
+
+/* The CR (from the list) an engine event names, or NULL. */
+static json_t *find_cr(json_t *const *items, const char *kind, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < sizeof(crs) / sizeof(crs[0]); i++) {
+        size_t j;
+        json_t *o;
+        if (strcmp(crs[i].kind, kind) != 0)
+            continue;
+        json_array_foreach(items[i], j, o)
+        {
+            const json_t *md = json_object_get(o, "metadata");
+            const char *n = str_at(md, "name", NULL), *x = str_at(md, "namespace", NULL);
+            if (n && x && strcmp(n, name) == 0 && strcmp(x, ns) == 0)
+                return o;
+        }
+    }
+    return NULL;
+}
+
+/* One core/v1 Event for an engine event line about a listed CR; best effort (a failure is
+ * logged at debug level and the event stays in events.jsonl). */
+static void post_event(ks *s, json_t *const *items, const json_t *line)
+{
+    const json_t *inv = json_object_get(line, "involvedObject");
+    const char *kind = str_at(inv, "kind", NULL), *ns = str_at(inv, "namespace", NULL),
+               *name = str_at(inv, "name", NULL), *ts = str_at(line, "timestamp", NULL);
+    const char *sev = str_at(line, "severity", NULL);
+    json_t *cr, *ev = NULL;
+    char *path = NULL, *body = NULL, *gen = NULL;
+    eng_kube_resp r = {0};
+    berth_error *e = NULL;
+
+    if (!kind || !ns || !name || !ts || !(cr = find_cr(items, kind, ns, name)))
+        return;
+    if (!(gen = core_sprintf("%s.", name)) ||
+        !(path = core_sprintf("/api/v1/namespaces/%s/events", ns)))
+        goto out;
+    ev = json_pack(
+        "{ss ss s{ss} s{sO sO ss ss sO sO} ss ss ss s{ss} ss ss si ss}", "apiVersion", "v1", "kind",
+        "Event", "metadata", "generateName", gen, "involvedObject", "apiVersion",
+        json_object_get(cr, "apiVersion"), "kind", json_object_get(cr, "kind"), "namespace", ns,
+        "name", name, "uid", json_object_get(json_object_get(cr, "metadata"), "uid"),
+        "resourceVersion", json_object_get(json_object_get(cr, "metadata"), "resourceVersion"),
+        "reason", str_at(line, "reason", NULL) ? str_at(line, "reason", NULL) : "Info", "message",
+        str_at(line, "message", NULL) ? str_at(line, "message", NULL) : "", "type",
+        sev && strcmp(sev, "error") == 0 ? "Warning" : "Normal", "source", "component", "berth",
+        "firstTimestamp", ts, "lastTimestamp", ts, "count", 1, "reportingComponent", "berth");
+    if (!ev || !(body = json_dumps(ev, JSON_COMPACT)))
+        goto out;
+    if (eng_kube_do(s->k, &r, "POST", path, "application/json", body, strlen(body), &e) == 0 &&
+        r.code != 201 && r.code != 200)
+        (void)eng_kube_resp_error(&e, &r, "creating an Event");
+    if (e) {
+        char *t = berth_error_text(e);
+        eng_log("debug", "event-not-sent", kind, ns, name, "%s", t ? t : "");
+        free(t);
+    }
+out:
+    eng_kube_resp_dispose(&r);
+    berth_error_free(e);
+    json_decref(ev);
+    free(body);
+    core_free(path);
+    core_free(gen);
+}
+
+static char *events_path(const ks *s)
+{
+    return core_sprintf("%s/events.jsonl", s->opts->state_dir);
+}
+
+/* Send the lines appended to events.jsonl since the last pass (from the start after a
+ * rotation: the file is then shorter than what was read). */
+static void forward_events(ks *s, json_t *const *items)
+{
+    char *path = events_path(s);
+    berth_buf buf = BERTH_BUF_INIT;
+    size_t off, start;
+
+    if (!path || core_fs_read_file(&buf, path, 64u << 20, NULL) < 0) {
+        core_free(path);
+        return;
+    }
+    core_free(path);
+    if ((off_t)buf.len < s->events_off)
+        s->events_off = 0;
+    start = off = (size_t)s->events_off;
+    for (size_t i = off; i < buf.len; i++) {
+        if (buf.ptr[i] != '\n')
+            continue;
+        {
+            json_t *line = json_loadb(buf.ptr + start, i - start, 0, NULL);
+            if (line)
+                post_event(s, items, line);
+            json_decref(line);
+        }
+        start = i + 1;
+    }
+    s->events_off = (off_t)start; /* a torn last line waits for its end */
+    berth_buf_dispose(&buf);
+}
+
+/* ---------------------------------------------------------------- one pass */
+
+static int get_ref(ks *s, json_t *files, const char *ref, berth_error **err)
+{
+    static const char *const secret_keys[] = {"type", "data", "stringData", NULL};
+    static const char *const cm_keys[] = {"data", "binaryData", NULL};
+    char *kind = core_strdup(ref), *ns, *name, *path;
+    eng_kube_resp r = {0};
+    int rc = 0;
+
+    if (!kind)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    ns = strchr(kind, '/');
+    *ns++ = '\0';
+    name = strchr(ns, '/');
+    *name++ = '\0';
+    if (!name_ok(name)) {
+        core_free(kind);
+        return 0; /* not a name the API server can hold; the loader reports the missing ref */
+    }
+    path = strcmp(kind, "Secret") == 0
+               ? core_sprintf("/api/v1/namespaces/%s/secrets/%s", ns, name)
+               : core_sprintf("/api/v1/namespaces/%s/configmaps/%s", ns, name);
+    if (!path)
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    else if ((rc = eng_kube_do(s->k, &r, "GET", path, NULL, NULL, 0, err)) == 0) {
+        if (r.code == 200)
+            rc = files_put(
+                files, strcmp(kind, "Secret") == 0 ? "secret" : "configmap", ns, name,
+                store_doc(r.body, "v1", kind, strcmp(kind, "Secret") == 0 ? secret_keys : cm_keys),
+                err);
+        else if (r.code != 404) { /* a missing one: the reconcile reports it */
+            char *what = core_sprintf("reading %s %s/%s", kind, ns, name);
+            rc = eng_kube_resp_error(err, &r, what ? what : kind);
+            core_free(what);
+        }
+    }
+    eng_kube_resp_dispose(&r);
+    core_free(path);
+    core_free(kind);
+    return rc;
+}
+
+static int sync_pass(ks *s, bool write_back, berth_error **err)
+{
+    static const char *const cr_keys[] = {"spec", NULL};
+    eng_kube_mapping maps[sizeof(crs) / sizeof(crs[0])] = {{0}};
+    json_t *items[sizeof(crs) / sizeof(crs[0])] = {0};
+    json_t *files = json_object(), *refs = json_object();
+    size_t n = sizeof(crs) / sizeof(crs[0]), i, j;
+    bool changed = false;
+    const char *ref;
+    json_t *v;
+    int rc = 0;
+
+    if (!files || !refs) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        char *path = NULL, *rv = NULL;
+        json_t *o;
+        if ((rc = eng_kube_map(&maps[i], s->k, crs[i].api_version, crs[i].kind, err)) < 0)
+            goto out;
+        if (!(path = eng_kube_path(&maps[i], NULL, NULL))) {
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        rc = eng_kube_list(&items[i], &rv, s->k, path, s->opts->watch_label_selector, err);
+        core_free(path);
+        core_free(rv);
+        if (rc < 0)
+            goto out;
+        json_array_foreach(items[i], j, o)
+        {
+            const json_t *md = json_object_get(o, "metadata");
+            const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
+            char *lk;
+            if (!name_ok(ns) || !name_ok(name) || json_object_get(md, "deletionTimestamp"))
+                continue;
+            if (!(lk = lower(crs[i].kind)) ||
+                refs_collect(refs, json_object_get(o, "spec"), NULL, ns) < 0) {
+                core_free(lk);
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+                goto out;
+            }
+            rc = files_put(files, lk, ns, name,
+                           store_doc(o, crs[i].api_version, crs[i].kind, cr_keys), err);
+            core_free(lk);
+            if (rc < 0)
+                goto out;
+        }
+    }
+    json_object_foreach(refs, ref, v) if ((rc = get_ref(s, files, ref, err)) < 0) goto out;
+    if ((rc = store_write(s, files, &changed, err)) < 0)
+        goto out;
+    if (changed)
+        eng_log("debug", "store-changed", NULL, NULL, NULL, "the Kubernetes objects changed");
+    if (!write_back)
+        goto out;
+    for (i = 0; i < n; i++) {
+        json_t *o;
+        json_array_foreach(items[i], j, o)
+        {
+            const json_t *md = json_object_get(o, "metadata");
+            const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
+            if (!name_ok(ns) || !name_ok(name) || json_object_get(md, "deletionTimestamp"))
+                continue;
+            handle_requested(s, crs[i].kind, ns, name, o);
+            if ((rc = write_status(s, &maps[i], crs[i].kind, o, err)) < 0)
+                goto out;
+        }
+    }
+    forward_events(s, items);
+out:
+    for (i = 0; i < n; i++) {
+        eng_kube_mapping_dispose(&maps[i]);
+        json_decref(items[i]);
+    }
+    json_decref(files);
+    json_decref(refs);
+    return rc;
+}
+
+static void pass_logged(ks *s, bool write_back)
+{
+    berth_error *e = NULL;
+    if (sync_pass(s, write_back, &e) < 0) {
+        char *t = berth_error_text(e);
+        if (t && (!s->last_error || strcmp(t, s->last_error) != 0)) {
+            eng_log("error", "store-failed", NULL, NULL, NULL, "%s", t);
+            core_free(s->last_error);
+            s->last_error = core_strdup(t);
+        }
+        free(t);
+    } else if (s->last_error) {
+        eng_log("info", "store-recovered", NULL, NULL, NULL, "the Kubernetes store works again");
+        core_free(s->last_error);
+        s->last_error = NULL;
+    }
+    berth_error_free(e);
+}
+
+static void *store_thread(void *arg)
+{
+    ks *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        struct timespec ts;
+        pthread_mutex_unlock(&s->mu);
+        s->loop_up = true;
+        if (caller_stopped(s))
+            s->loop_stop = 1;
+        lease_keep(s);
+        if (!s->lease_lost)
+            pass_logged(s, true);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += SYNC_PERIOD_MS / 1000;
+        pthread_mutex_lock(&s->mu);
+        if (!s->stop)
+            (void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_error **err)
+{
+    berth_engine_opts inner = *opts;
+    eng_kube_config *cfg = NULL;
+    ks s = {.opts = opts};
+    pthread_t th;
+    bool started = false;
+    int rc;
+
+    *all_ready_out = false;
+    eng_log_set_sink(opts->log_format, opts->log, opts->log_payload);
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    if (!(s.dir = core_sprintf("%s/%s", opts->state_dir, STORE_DIR)) ||
+        !(s.handled = json_object())) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = core_fs_mkdirs(s.dir, 0700, err)) < 0)
+        goto out;
+    { /* Events: only what this run's reconciles record */
+        char *ep = events_path(&s);
+        struct stat sb;
+        if (ep && stat(ep, &sb) == 0)
+            s.events_off = sb.st_size;
+        core_free(ep);
+    }
+    if ((rc = eng_kube_config_load(&cfg, opts->kubeconfig, opts->kube_context, err)) < 0) {
+        core_error_wrap(err, "controller mode: no Kubernetes API");
+        goto out;
+    }
+    if (opts->leader_elect) {
+        char host[256] = "berth";
+        const char *lns = opts->leader_election_namespace ? opts->leader_election_namespace
+                          : cfg->ns                       ? cfg->ns
+                                                          : "default";
+        (void)gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        if (!name_ok(lns)) {
+            eng_kube_config_free(cfg);
+            rc = core_error_set(err, BERTH_EINVAL, "leader election namespace \"%s\" is not a name",
+                                lns);
+            goto out;
+        }
+        if (!(s.identity = core_sprintf("%s_%ld", host, (long)getpid())) ||
+            !(s.lease_path = core_sprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
+                                          lns, LEASE_NAME))) {
+            eng_kube_config_free(cfg);
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if ((rc = eng_kube_new(&s.k, cfg, err)) < 0) {
+        core_error_wrap(err, "controller mode: no Kubernetes API");
+        goto out;
+    }
+    if (s.lease_path) {
+        bool held = false;
+        (void)lease_acquire(&s, &held, err);
+        if (!held) { /* stopped while waiting */
+            rc = 0;
+            goto out;
+        }
+    }
+    if ((rc = sync_pass(&s, false, err)) < 0) {
+        core_error_wrap(err, "controller mode: reading the objects from the Kubernetes API");
+        goto out;
+    }
+    inner.kube_store = false;
+    inner.config_path = s.dir;
+    if (!opts->once)
+        inner.stop = &s.loop_stop;
+    if (inner.config_poll_ms == 0)
+        inner.config_poll_ms = STORE_POLL_MS;
+    if (!opts->once) {
+        if (pthread_create(&th, NULL, store_thread, &s) != 0) {
+            rc = core_error_set(err, BERTH_ENOMEM, "cannot start the Kubernetes store thread");
+            goto out;
+        }
+        started = true;
+    }
+    rc = berth_engine_run(all_ready_out, &inner, err);
+    if (started) {
+        pthread_mutex_lock(&s.mu);
+        s.stop = true;
+        pthread_cond_signal(&s.cv);
+        pthread_mutex_unlock(&s.mu);
+        pthread_join(th, NULL);
+    }
+    if (rc == 0 && s.lease_lost)
+        rc = core_error_set(err, BERTH_ECONFLICT,
+                            "controller mode: lost the leader Lease %s; stopped reconciling",
+                            s.lease_path);
+    if (opts->once) /* one write-back of what the pass did */
+        pass_logged(&s, true);
+out:
+    eng_kube_free(s.k);
+    json_decref(s.handled);
+    core_free(s.last_error);
+    core_free(s.dir);
+    core_free(s.identity);
+    core_free(s.lease_path);
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+    return rc;
+}

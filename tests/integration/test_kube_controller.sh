@@ -1,0 +1,232 @@
+#!/bin/bash
+# test_kube_controller.sh: controller mode, `berth run --kube`, against the Kubernetes API test
+# server (testdata/kubeapi) and a real docker-registry. The Flux CRDs of deploy/crds are applied
+# with kubectl; a signed artifact is pushed; an OCIRepository (verified with a cosign key from a
+# Secret) and a Kustomization are created with kubectl. Checks: the app objects appear in the
+# API server; both CRs' status (kubectl get -o json) is Ready=True with observedGeneration equal
+# to metadata.generation in the status and its conditions, and the Kustomization's inventory;
+# a spec change (a new tag) re-applies and raises observedGeneration; a requestedAt annotation
+# is honoured (lastHandledReconcileAt); a label selector leaves other objects alone; deleting
+# the Kustomization CR prunes its objects.
+KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
+source "$(dirname "$0")/lib.sh"
+require_tools docker-registry curl jq python3 setsid openssl
+
+KUBECTL=${KUBECTL:-}
+if [ -z "$KUBECTL" ]; then
+    KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$KUBECTL_CACHE" 2>/dev/null) || KUBECTL=""
+fi
+[ -n "$KUBECTL" ] || skip "kubectl not available (scripts/get-kubectl.sh)"
+
+make_pki
+TOKEN=kube-ctrl-it-token
+KD=$T/kubeapi
+mkdir -p "$KD"
+spawn kubeapi "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
+    --port-file "$KD/port" --log "$KD/requests.log" --tls-cert "$SERVER_CERT" \
+    --tls-key "$SERVER_KEY" --token "$TOKEN" --client-ca "$CA_FILE" --rollout-step-ms 50
+KPID=$SPAWNED
+wait_until kubeapi "$KPID" "$KD/server.log" test -s "$KD/port"
+KAPI=https://127.0.0.1:$(cat "$KD/port")
+wait_until kubeapi "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
+KCFG=$T/kubeconfig
+cat >"$KCFG" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: it
+  cluster:
+    server: $KAPI/
+    certificate-authority-data: $(base64 -w0 "$CA_FILE")
+users:
+- name: token-user
+  user:
+    token: $TOKEN
+contexts:
+- name: it
+  context: {cluster: it, user: token-user}
+current-context: it
+EOF
+kc() { "$KUBECTL" --kubeconfig "$KCFG" "$@"; }
+kget() { # GROUP RESOURCE NS NAME: the stored object (JSON) or empty
+    curl -fsS --cacert "$CA_FILE" -o "$T/.kget" \
+        "$KAPI/_kubeapi/objects?group=$1&resource=$2&namespace=$3" || fail "kget: cannot read $2"
+    jq -c --arg n "$4" '[.. | objects | select(.metadata?.name? == $n)] | first // empty' "$T/.kget"
+}
+cr() { # RESOURCE NAME: kubectl get -o json of a CR in flux-system
+    kc -n flux-system get "$1" "$2" -o json 2>"$T/.kcerr" || true
+}
+
+it "the Flux CRDs and a signed artifact"
+kc apply -f "$BERTH_SRC/deploy/crds/source.toolkit.fluxcd.io_ocirepositories.yaml" >/dev/null
+kc apply -f "$BERTH_SRC/deploy/crds/kustomize.toolkit.fluxcd.io_kustomizations.yaml" >/dev/null
+kc create namespace flux-system >/dev/null
+start_registry plain
+berth_ok generate-key-pair --output-key-prefix="$T/cosign"
+push_signed() { # TAG DIR
+    berth_ok push artifact "oci://$REG/app:$1" --path="$2" --source=https://example.com/app.git \
+        --revision="$1@sha1:3333333333333333333333333333333333333333"
+    berth_ok sign "oci://$REG/app:$1" --key="$T/cosign.key"
+}
+push_signed v1 "$TESTDATA/app"
+APP2=$T/app2
+cp -r "$TESTDATA/app" "$APP2"
+rm -rf "$APP2/config"
+push_signed v2 "$APP2"
+kc -n flux-system create secret generic cosign-pub --from-file=cosign.pub="$T/cosign.pub" >/dev/null
+cat >"$T/crs.yaml" <<EOF
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: app, namespace: flux-system, labels: {shard: a}}
+spec:
+  url: oci://$REG/app
+  interval: 10m
+  insecure: true
+  ref: {tag: v1}
+  verify:
+    provider: cosign
+    secretRef: {name: cosign-pub}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: app, namespace: flux-system, labels: {shard: a}}
+spec:
+  interval: 10m
+  timeout: 30s
+  path: ./
+  prune: true
+  sourceRef: {kind: OCIRepository, name: app}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: other-shard, namespace: flux-system, labels: {shard: b}}
+spec:
+  interval: 10m
+  path: ./
+  prune: true
+  sourceRef: {kind: OCIRepository, name: app}
+  targetNamespace: nowhere
+EOF
+kc apply -f "$T/crs.yaml" >/dev/null
+
+it "berth run --kube reconciles the CRs and writes their status back"
+STATE=$T/state
+spawn berth "$T/berth.log" "$BERTH" run --kube --kubeconfig="$KCFG" --state-dir="$STATE" \
+    --watch-label-selector=shard=a --workers=2
+BPID=$SPAWNED
+ready_gen() { # RESOURCE NAME: "True GEN GEN GEN" when Ready=True (status, condition, metadata)
+    local j
+    j=$(cr "$1" "$2")
+    [ -n "$j" ] || return 1
+    jq -r '[(.status.conditions // [] | map(select(.type=="Ready"))[0].status // "none"),
+            (.status.observedGeneration // -1), 
+            (.status.conditions // [] | map(select(.type=="Ready"))[0].observedGeneration // -1),
+            .metadata.generation] | map(tostring) | join(" ")' <<<"$j"
+}
+is_ready_at() { # RESOURCE NAME GEN
+    local g=$3
+    [ "$(ready_gen "$1" "$2")" = "True $g $g $g" ]
+}
+wait_until berth "$BPID" "$T/berth.log" is_ready_at ocirepositories app 1
+wait_until berth "$BPID" "$T/berth.log" is_ready_at kustomizations app 1
+_IT_CHECKS=$((_IT_CHECKS + 2))
+dep=$(kget apps deployments berth-demo web)
+[ -n "$dep" ] || fail "the Deployment web is not in the API server"
+assert_eq app/flux-system "$(jq -r '.metadata.labels | "\(.["kustomize.toolkit.fluxcd.io/name"])/\(.["kustomize.toolkit.fluxcd.io/namespace"])"' <<<"$dep")" \
+    "the Deployment's owner labels"
+assert_ne "" "$(kget "" configmaps berth-demo web-config)" "the ConfigMap of v1"
+KS=$(cr kustomizations app)
+assert_contains "$(jq -c '.status.inventory.entries | map(.id)' <<<"$KS")" \
+    '"berth-demo_web_apps_Deployment"' "the inventory in the Kustomization's status"
+assert_eq "v1@sha256:" "$(jq -r '.status.lastAppliedRevision[0:10]' <<<"$KS")" \
+    "lastAppliedRevision"
+SRC=$(cr ocirepositories app)
+assert_eq "v1@sha256:" "$(jq -r '.status.artifact.revision[0:10]' <<<"$SRC")" "the artifact"
+# the shard-b object is not this replica's: no status, nothing applied
+assert_eq "null" "$(jq -c '.status.conditions' <<<"$(cr kustomizations other-shard)")" \
+    "a Kustomization outside the label selector has no status"
+[ ! -e "$STATE/kube-store/kustomization_flux-system_other-shard.yaml" ] ||
+    fail "the store holds an object outside the label selector"
+assert_eq "600" "$(stat -c %a "$STATE/kube-store/secret_flux-system_cosign-pub.yaml")" \
+    "the materialised Secret's mode"
+
+# the engine's events as Kubernetes Events on the CR
+ks_events() {
+    kc -n flux-system get events -o json |
+        jq -c '[.items[] | select(.involvedObject.kind == "Kustomization" and
+            .involvedObject.name == "app" and .source.component == "berth") |
+            {reason, type, message}]'
+}
+has_ks_event() { [ "$(jq length <<<"$(ks_events)")" -gt 0 ]; }
+wait_until berth "$BPID" "$T/berth.log" has_ks_event
+_IT_CHECKS=$((_IT_CHECKS + 1))
+EVS=$(ks_events)
+log "Kubernetes Events of the Kustomization: $EVS"
+assert_contains "$EVS" '"reason":"ReconciliationSucceeded","type":"Normal"' "the Event's reason"
+assert_contains "$EVS" 'Deployment/berth-demo/web created' "the Event's message"
+assert_eq "$(jq -r '.metadata.uid' <<<"$KS")" "$(kc -n flux-system get events -o json |
+    jq -r '[.items[] | select(.involvedObject.kind == "Kustomization")][0].involvedObject.uid')" \
+    "the Event's involvedObject.uid"
+
+it "a spec change re-applies and raises observedGeneration"
+kc -n flux-system patch ocirepository app --type merge -p '{"spec":{"ref":{"tag":"v2"}}}' >/dev/null
+wait_until berth "$BPID" "$T/berth.log" is_ready_at ocirepositories app 2
+has_v2() { [ "$(jq -r '.status.lastAppliedRevision[0:3]' <<<"$(cr kustomizations app)")" = v2@ ]; }
+wait_until berth "$BPID" "$T/berth.log" has_v2
+cm_gone() { [ -z "$(kget "" configmaps berth-demo web-config)" ]; }
+wait_until berth "$BPID" "$T/berth.log" cm_gone
+_IT_CHECKS=$((_IT_CHECKS + 3))
+
+it "reconcile.fluxcd.io/requestedAt is honoured"
+kc -n flux-system annotate kustomization app --overwrite reconcile.fluxcd.io/requestedAt=req-1 >/dev/null
+handled() { [ "$(jq -r '.status.lastHandledReconcileAt' <<<"$(cr kustomizations "$1")")" = "$2" ]; }
+wait_until berth "$BPID" "$T/berth.log" handled app req-1
+_IT_CHECKS=$((_IT_CHECKS + 1))
+assert_contains "$(cat "$T/berth.log")" "reconcile-requested" "the log names the request"
+
+it "deleting the Kustomization CR prunes its objects"
+kc -n flux-system delete kustomization app >/dev/null
+dep_gone() { [ -z "$(kget apps deployments berth-demo web)" ]; }
+wait_until berth "$BPID" "$T/berth.log" dep_gone
+_IT_CHECKS=$((_IT_CHECKS + 1))
+kill -TERM "$BPID"
+wait "$BPID" || fail "berth run --kube did not stop cleanly on SIGTERM"
+assert_not_contains "$(cat "$T/berth.log")" "$(sed -n 2p "$T/cosign.pub")" "the Secret in the log"
+
+it "leader election: two replicas, only the Lease holder reconciles; the other takes over"
+kc apply -f "$T/crs.yaml" >/dev/null
+holder() { kc -n flux-system get lease berth-leader -o json 2>/dev/null | jq -r '.spec.holderIdentity // ""'; }
+spawn berth-a "$T/a.log" "$BERTH" run --kube --kubeconfig="$KCFG" --state-dir="$T/state-a" \
+    --watch-label-selector=shard=a --leader-election-namespace=flux-system
+APID=$SPAWNED
+holds() { [[ "$(holder)" == *"_$1" ]]; }
+wait_until berth-a "$APID" "$T/a.log" holds "$APID"
+_IT_CHECKS=$((_IT_CHECKS + 1))
+spawn berth-b "$T/b.log" "$BERTH" run --kube --kubeconfig="$KCFG" --state-dir="$T/state-b" \
+    --watch-label-selector=shard=a --leader-election-namespace=flux-system
+BPID2=$SPAWNED
+wait_until berth-a "$APID" "$T/a.log" test -s "$T/state-a/status/kustomization/flux-system/app.json"
+wait_until berth-b "$BPID2" "$T/b.log" grep -q leader-waiting "$T/b.log"
+_IT_CHECKS=$((_IT_CHECKS + 2))
+sleep 3
+assert_not_contains "$(cat "$T/b.log")" "leader-elected" "the second replica while the first leads"
+[ ! -e "$T/state-b/status" ] || fail "the follower reconciled: $(ls -R "$T/state-b/status")"
+[ -n "$(kget apps deployments berth-demo web)" ] || fail "the leader did not apply the app"
+t0=$(_now_us)
+kill -KILL "$APID"
+wait "$APID" 2>/dev/null || true
+BERTH_IT_WAIT=25 wait_until berth-b "$BPID2" "$T/b.log" holds "$BPID2" # lease 15 s + retry 2 s
+took_ms=$((($(_now_us) - t0) / 1000))
+log "the follower took over after $took_ms ms"
+[ "$took_ms" -le $((15000 + 2000 + 3000)) ] || fail "takeover took $took_ms ms (lease 15 s)"
+wait_until berth-b "$BPID2" "$T/b.log" test -s "$T/state-b/status/kustomization/flux-system/app.json"
+_IT_CHECKS=$((_IT_CHECKS + 3))
+assert_eq 1 "$(kc -n flux-system get lease berth-leader -o json | jq -r .spec.leaseTransitions)" \
+    "leaseTransitions after one takeover"
+kill -TERM "$BPID2"
+wait "$BPID2" || fail "the new leader did not stop cleanly on SIGTERM"
+
+it "usage errors"
+assert_fails --rc 2 "exclude" berth run --kube --config="$T/crs.yaml" --state-dir="$T/s2"
+assert_fails --rc 2 "needs --kube" berth run --config="$T/crs.yaml" --watch-label-selector=a=b
+finish
