@@ -18,9 +18,13 @@
  * makes the object due now through the control socket (as `berth reconcile`), and the value is
  * recorded as lastHandledReconcileAt once the loop accepted it.
  *
- * The first pass runs before the loop starts (its failure fails the run); then a thread repeats
- * it every second until the loop ends, logging a failed pass once per distinct message. The
- * Kubernetes client is used by that one thread only.
+ * The first pass (listing) runs before the loop starts (its failure fails the run). Then one
+ * watch thread per kind, each with its own Kubernetes client, lists once and watches from the
+ * list's resourceVersion into s->cache[i] (under mu): a dropped watch resumes from the last
+ * resourceVersion, 410 Expired and a RESYNC_MS timer list again (replacing the cache, so objects
+ * gone in between drop out). The store thread repeats the pass (from the caches, no list) every
+ * second and at once after a watch event, until the loop ends, logging a failed pass once per
+ * distinct message; its client (s->k) is used by that thread only.
  */
 #include <dirent.h>
 #include <errno.h>
