@@ -18,9 +18,13 @@
  * makes the object due now through the control socket (as `berth reconcile`), and the value is
  * recorded as lastHandledReconcileAt once the loop accepted it.
  *
- * The first pass runs before the loop starts (its failure fails the run); then a thread repeats
- * it every second until the loop ends, logging a failed pass once per distinct message. The
- * Kubernetes client is used by that one thread only.
+ * The first pass (listing) runs before the loop starts (its failure fails the run). Then one
+ * watch thread per kind, each with its own Kubernetes client, lists once and watches from the
+ * list's resourceVersion into s->cache[i] (under mu): a dropped watch resumes from the last
+ * resourceVersion, 410 Expired and a RESYNC_MS timer list again (replacing the cache, so objects
+ * gone in between drop out). The store thread repeats the pass (from the caches, no list) every
+ * second and at once after a watch event, until the loop ends, logging a failed pass once per
+ * distinct message; its client (s->k) is used by that thread only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +46,8 @@
 
 #define STORE_DIR "kube-store"
 #define SYNC_PERIOD_MS 1000
+#define WATCH_TIMEOUT_S 1          /* the longest a stop waits on a watch */
+#define RESYNC_MS (10 * 60 * 1000) /* the safety-net full list */
 #define STORE_POLL_MS 250
 #define REQUESTED_AT "reconcile.fluxcd.io/requestedAt"
 #define FILE_MAX (8u << 20)
@@ -63,6 +69,11 @@ typedef struct ks {
     volatile sig_atomic_t loop_stop; /* the loop's stop flag: the caller's, or the lease lost */
     bool lease_lost;
     off_t events_off; /* STATE/events.jsonl: bytes already sent as Kubernetes Events */
+    /* watches (after the first pass): one thread per kind keeps cache[i] ("ns/name" -> the
+     * object) as the API server has it; the pass reads the cache instead of listing */
+    json_t *cache[2]; /* under mu; NULL until that kind's watch thread listed */
+    bool watching;    /* the pass reads the cache */
+    bool dirty;       /* under mu: a watch changed the cache since the last pass */
 } ks;
 
 /* the kinds the store lists; the engine reconciles them from the store's files */
@@ -672,6 +683,16 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
+    if (s->watching) { /* until every watch has listed, the store stays as it is */
+        bool ready = true;
+        pthread_mutex_lock(&s->mu);
+        for (i = 0; i < n; i++)
+            ready = ready && s->cache[i];
+        s->dirty = false;
+        pthread_mutex_unlock(&s->mu);
+        if (!ready)
+            goto out;
+    }
     for (i = 0; i < n; i++) {
         char *path = NULL, *rv = NULL;
         json_t *o;
@@ -681,7 +702,18 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;
         }
-        rc = eng_kube_list(&items[i], &rv, s->k, path, s->opts->watch_label_selector, err);
+        if (s->watching) {
+            const char *key;
+            json_t *c;
+            pthread_mutex_lock(&s->mu);
+            if ((items[i] = json_array()) && s->cache[i])
+                json_object_foreach(s->cache[i], key, c)
+                    json_array_append_new(items[i], json_deep_copy(c));
+            pthread_mutex_unlock(&s->mu);
+            rc = items[i] ? 0 : core_error_set(err, BERTH_ENOMEM, "out of memory");
+        } else {
+            rc = eng_kube_list(&items[i], &rv, s->k, path, s->opts->watch_label_selector, err);
+        }
         core_free(path);
         core_free(rv);
         if (rc < 0)
@@ -756,6 +788,166 @@ static void pass_logged(ks *s, bool write_back)
     berth_error_free(e);
 }
 
+/* ---------------------------------------------------------------- watches */
+
+typedef struct kwatch {
+    ks *s;
+    size_t i;     /* crs[i] */
+    eng_kube *k;  /* this thread's own client */
+    char *path;   /* the collection */
+    char *failed; /* the last failure logged, to log each distinct one once */
+    pthread_t th;
+    bool started;
+} kwatch;
+
+static bool stopping(ks *s)
+{
+    bool stop;
+    pthread_mutex_lock(&s->mu);
+    stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static char *obj_key(const json_t *o)
+{
+    const json_t *md = json_object_get(o, "metadata");
+    const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
+    return name ? core_sprintf("%s/%s", ns ? ns : "", name) : NULL;
+}
+
+/* One watch event into the cache; wakes the pass. Ends the watch when stopping. */
+static int watch_apply(void *payload, const char *type, const json_t *object)
+{
+    kwatch *w = payload;
+    ks *s = w->s;
+    char *key = obj_key(object);
+    json_t *copy = strcmp(type, "DELETED") == 0 ? NULL : json_deep_copy(object);
+    bool stop;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->mu);
+    if (!key || (strcmp(type, "DELETED") != 0 && !copy))
+        rc = BERTH_ENOMEM;
+    else if (s->cache[w->i] && !copy)
+        json_object_del(s->cache[w->i], key);
+    else if (s->cache[w->i] && json_object_set_new(s->cache[w->i], key, copy) == 0)
+        copy = NULL;
+    s->dirty = true;
+    pthread_cond_broadcast(&s->cv);
+    stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    json_decref(copy);
+    core_free(key);
+    return rc < 0 ? rc : stop ? 1 : 0;
+}
+
+/* List the kind into a new cache (objects gone since the last list drop out with the old one);
+ * *rv the list's resourceVersion. */
+static int watch_relist(kwatch *w, char **rv, berth_error **err)
+{
+    ks *s = w->s;
+    json_t *items = NULL, *cache = json_object(), *o;
+    size_t j;
+    int rc;
+
+    core_free(*rv);
+    *rv = NULL;
+    if (!cache)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if ((rc = eng_kube_list(&items, rv, w->k, w->path, s->opts->watch_label_selector, err)) < 0) {
+        json_decref(cache);
+        return rc;
+    }
+    json_array_foreach(items, j, o)
+    {
+        char *key = obj_key(o);
+        if (key)
+            json_object_set(cache, key, o);
+        core_free(key);
+    }
+    json_decref(items);
+    pthread_mutex_lock(&s->mu);
+    json_decref(s->cache[w->i]);
+    s->cache[w->i] = cache;
+    s->dirty = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static void watch_failed(kwatch *w, const char *what, berth_error *e)
+{
+    char *t = berth_error_text(e);
+    if (t && (!w->failed || strcmp(t, w->failed) != 0)) {
+        eng_log("warn", "store-watch-failed", crs[w->i].kind, NULL, NULL, "%s: %s", what, t);
+        core_free(w->failed);
+        w->failed = core_strdup(t);
+    }
+    free(t);
+}
+
+/* Sleep up to ms, less when stopping. */
+static void nap(ks *s, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->stop)
+        (void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* List, then watch from the list's resourceVersion; a dropped watch resumes from the last
+ * resourceVersion seen (events and bookmarks), 410 Expired lists again, and so does the
+ * safety-net resync every RESYNC_MS. Each watch lasts WATCH_TIMEOUT_S so that a stop is seen
+ * within about a second (the HTTP layer has no cancel). */
+static void *watch_thread(void *arg)
+{
+    kwatch *w = arg;
+    ks *s = w->s;
+    char *rv = NULL;
+    bool relist = true;
+    int64_t listed = 0;
+
+    while (!stopping(s)) {
+        berth_error *e = NULL;
+        int rc;
+        if (relist || core_mono_now() - listed >= RESYNC_MS) {
+            if (watch_relist(w, &rv, &e) < 0) {
+                watch_failed(w, "list", e);
+                berth_error_free(e);
+                nap(s, 1000);
+                continue;
+            }
+            relist = false;
+            listed = core_mono_now();
+        }
+        rc = eng_kube_watch(w->k, w->path, s->opts->watch_label_selector, &rv, WATCH_TIMEOUT_S,
+                            watch_apply, w, &e);
+        if (rc == BERTH_ECONFLICT) {
+            eng_log("info", "store-relist", crs[w->i].kind, NULL, NULL,
+                    "the watch resourceVersion expired; listing again");
+            relist = true;
+        } else if (rc < 0) {
+            watch_failed(w, "watch", e);
+            nap(s, 1000);
+        } else if (w->failed) {
+            core_free(w->failed);
+            w->failed = NULL;
+        }
+        berth_error_free(e);
+    }
+    core_free(rv);
+    return NULL;
+}
+
 static void *store_thread(void *arg)
 {
     ks *s = arg;
@@ -772,11 +964,58 @@ static void *store_thread(void *arg)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += SYNC_PERIOD_MS / 1000;
         pthread_mutex_lock(&s->mu);
-        if (!s->stop)
+        if (!s->stop && !s->dirty)
             (void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* Start one watch thread per kind, each with its own client. Threads that started are
+ * recorded in w[i].started; a failure to start leaves the periodic list (s->watching false). */
+static int watches_start(kwatch *w, ks *s, berth_error **err)
+{
+    size_t n = sizeof(crs) / sizeof(crs[0]);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        eng_kube_config *cfg = NULL;
+        eng_kube_mapping m = {0};
+        w[i].s = s;
+        w[i].i = i;
+        if ((rc = eng_kube_config_load(&cfg, s->opts->kubeconfig, s->opts->kube_context, err)) <
+                0 ||
+            (rc = eng_kube_new(&w[i].k, cfg, err)) < 0)
+            break;
+        if ((rc = eng_kube_map(&m, w[i].k, crs[i].api_version, crs[i].kind, err)) < 0)
+            break;
+        w[i].path = eng_kube_path(&m, NULL, NULL);
+        eng_kube_mapping_dispose(&m);
+        if (!w[i].path)
+            rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        else if (pthread_create(&w[i].th, NULL, watch_thread, &w[i]) != 0)
+            rc = core_error_set(err, BERTH_ENOMEM, "cannot start the %s watch thread", crs[i].kind);
+        else
+            w[i].started = true;
+    }
+    return rc;
+}
+
+static void watches_stop(kwatch *w, ks *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < sizeof(crs) / sizeof(crs[0]); i++) {
+        if (w[i].started)
+            pthread_join(w[i].th, NULL);
+        w[i].started = false;
+        eng_kube_free(w[i].k);
+        core_free(w[i].path);
+        core_free(w[i].failed);
+        w[i].k = NULL;
+        w[i].path = w[i].failed = NULL;
+    }
 }
 
 int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_error **err)
@@ -784,6 +1023,7 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     berth_engine_opts inner = *opts;
     eng_kube_config *cfg = NULL;
     ks s = {.opts = opts};
+    kwatch w[sizeof(crs) / sizeof(crs[0])] = {{0}};
     pthread_t th;
     bool started = false;
     int rc;
@@ -854,6 +1094,11 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     if (inner.config_poll_ms == 0)
         inner.config_poll_ms = STORE_POLL_MS;
     if (!opts->once) {
+        if ((rc = watches_start(w, &s, err)) < 0) {
+            core_error_wrap(err, "controller mode: watching the objects");
+            goto out;
+        }
+        s.watching = true;
         if (pthread_create(&th, NULL, store_thread, &s) != 0) {
             rc = core_error_set(err, BERTH_ENOMEM, "cannot start the Kubernetes store thread");
             goto out;
@@ -875,6 +1120,9 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     if (opts->once) /* one write-back of what the pass did */
         pass_logged(&s, true);
 out:
+    watches_stop(w, &s);
+    for (size_t i = 0; i < sizeof(crs) / sizeof(crs[0]); i++)
+        json_decref(s.cache[i]);
     eng_kube_free(s.k);
     json_decref(s.handled);
     core_free(s.last_error);

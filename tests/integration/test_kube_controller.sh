@@ -7,7 +7,10 @@
 # to metadata.generation in the status and its conditions, and the Kustomization's inventory;
 # a spec change (a new tag) re-applies and raises observedGeneration; a requestedAt annotation
 # is honoured (lastHandledReconcileAt); a label selector leaves other objects alone; deleting
-# the Kustomization CR prunes its objects.
+# the Kustomization CR prunes its objects. Watches (from the server's request log): no LIST of
+# the Flux CRs over 5 s idle, a change reaches the store within 2 s, a 410 after a gap lists
+# again (a change and a deletion made in the gap arrive), a dropped watch resumes with its
+# resourceVersion and no LIST; SIGTERM stops the run within 3 s.
 KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
@@ -184,13 +187,100 @@ wait_until berth "$BPID" "$T/berth.log" handled app req-1
 _IT_CHECKS=$((_IT_CHECKS + 1))
 assert_contains "$(cat "$T/berth.log")" "reconcile-requested" "the log names the request"
 
+it "after start-up the store watches: no periodic LISTs"
+kapi() { # METHOD PATH [JSON]: the test server's control API, the reply in $T/.kapi
+    curl -fsS --cacert "$CA_FILE" -X "$1" -H 'Content-Type: application/json' \
+        ${3:+--data "$3"} -o "$T/.kapi" "$KAPI$2" || fail "kubeapi control: $1 $2"
+}
+nreq() { kapi GET /_kubeapi/requests && jq '.items | length' "$T/.kapi"; }
+cr_reqs() { # N: "LISTS WATCHES" of the Flux CRs in the request log since entry N
+    kapi GET /_kubeapi/requests
+    jq -r --argjson n "$1" '.items[$n:] | map(select(.method == "GET" and
+        (.path | test("/(ocirepositories|kustomizations)$")))) |
+        [(map(select((.query.watch // "") | test("^(1|true)$") | not)) | length),
+         (map(select((.query.watch // "") | test("^(1|true)$"))) | length)] |
+        map(tostring) | join(" ")' "$T/.kapi"
+}
+N0=$(nreq)
+sleep 5
+read -r LISTS WATCHES <<<"$(cr_reqs "$N0")"
+log "over 5 s idle: $LISTS list and $WATCHES watch requests for the Flux CRs"
+assert_eq 0 "$LISTS" "LIST requests of the Flux CRs over 5 s idle"
+[ "$WATCHES" -gt 0 ] || fail "no watch request of the Flux CRs over 5 s idle"
+STOREKS=$STATE/kube-store/kustomization_flux-system_app.yaml
+
+it "a change made while berth runs comes through the watch within 2 s"
+store_has() { grep -q -- "$2" "$1" 2>/dev/null; }
+t0=$(_now_us)
+kc -n flux-system patch kustomization app --type merge -p '{"spec":{"interval":"11m"}}' >/dev/null
+wait_until berth "$BPID" "$T/berth.log" store_has "$STOREKS" "\"interval\": \"11m\""
+took_ms=$((($(_now_us) - t0) / 1000))
+log "the change reached the store after $took_ms ms (kubectl's own time included)"
+[ "$took_ms" -le 2000 ] || fail "the change took $took_ms ms to reach the store"
+_IT_CHECKS=$((_IT_CHECKS + 1))
+
+it "a watch that expired (410) lists again and sees the changes made in the gap"
+cat >"$T/gap.yaml" <<EOF
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: gap, namespace: flux-system, labels: {shard: a}}
+spec:
+  interval: 10m
+  suspend: true
+  prune: false
+  path: ./
+  sourceRef: {kind: OCIRepository, name: app}
+EOF
+kc apply -f "$T/gap.yaml" >/dev/null
+GAPF=$STATE/kube-store/kustomization_flux-system_gap.yaml
+wait_until berth "$BPID" "$T/berth.log" test -e "$GAPF"
+_IT_CHECKS=$((_IT_CHECKS + 1))
+# the gap: berth may not watch Kustomizations; a change and a deletion happen, then the history
+# that berth's resourceVersion points into is dropped
+kapi POST /_kubeapi/forbid '{"verb": "watch", "resource": "kustomizations"}'
+kapi POST /_kubeapi/close-watches
+sleep 1.5
+kc -n flux-system patch kustomization app --type merge -p '{"spec":{"interval":"12m"}}' >/dev/null
+kc -n flux-system delete kustomization gap --wait=false >/dev/null
+kapi POST /_kubeapi/compact
+sleep 1
+if store_has "$STOREKS" "\"interval\": \"12m\""; then
+    fail "the change reached the store while watches were forbidden"
+fi
+N1=$(nreq)
+kapi DELETE /_kubeapi/forbid
+wait_until berth "$BPID" "$T/berth.log" store_has "$STOREKS" "\"interval\": \"12m\""
+gap_gone() { [ ! -e "$GAPF" ]; }
+wait_until berth "$BPID" "$T/berth.log" gap_gone
+_IT_CHECKS=$((_IT_CHECKS + 2))
+assert_contains "$(cat "$T/berth.log")" "store-relist" "the log says the watch listed again"
+read -r LISTS WATCHES <<<"$(cr_reqs "$N1")"
+[ "$LISTS" -ge 1 ] || fail "no LIST after the watch expired"
+
+it "a dropped watch connection resumes from the last resourceVersion"
+N2=$(nreq)
+kapi POST /_kubeapi/close-watches
+kc -n flux-system patch kustomization app --type merge -p '{"spec":{"interval":"13m"}}' >/dev/null
+wait_until berth "$BPID" "$T/berth.log" store_has "$STOREKS" "\"interval\": \"13m\""
+_IT_CHECKS=$((_IT_CHECKS + 1))
+read -r LISTS WATCHES <<<"$(cr_reqs "$N2")"
+assert_eq 0 "$LISTS" "LIST requests after a dropped watch"
+kapi GET /_kubeapi/requests
+assert_ne 0 "$(jq --argjson n "$N2" '[.items[$n:][] | select(.path | test("/kustomizations$")) |
+    select((.query.resourceVersion // "") | length > 0)] | length' "$T/.kapi")" \
+    "watches resumed with a resourceVersion"
+
 it "deleting the Kustomization CR prunes its objects"
 kc -n flux-system delete kustomization app >/dev/null
 dep_gone() { [ -z "$(kget apps deployments berth-demo web)" ]; }
 wait_until berth "$BPID" "$T/berth.log" dep_gone
 _IT_CHECKS=$((_IT_CHECKS + 1))
+t0=$(_now_us)
 kill -TERM "$BPID"
 wait "$BPID" || fail "berth run --kube did not stop cleanly on SIGTERM"
+took_ms=$((($(_now_us) - t0) / 1000))
+log "berth run --kube stopped $took_ms ms after SIGTERM"
+[ "$took_ms" -le 3000 ] || fail "berth run --kube took $took_ms ms to stop on SIGTERM"
 assert_not_contains "$(cat "$T/berth.log")" "$(sed -n 2p "$T/cosign.pub")" "the Secret in the log"
 
 it "leader election: two replicas, only the Lease holder reconciles; the other takes over"
