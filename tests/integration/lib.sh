@@ -408,6 +408,44 @@ start_token_server() {
     TOKEN_CERT=$d/sign.crt
 }
 
+# Start testdata/kubeapi/server.py over HTTPS with bearer token TOKEN (make_pki first); extra
+# arguments go to the server. Sets KD (its dir: server.log, requests.log), KPID and KAPI.
+start_kubeapi_tls() { # TOKEN [SERVER_FLAGS...]
+    local token=$1
+    shift
+    KD=$T/kubeapi
+    mkdir -p "$KD"
+    spawn kubeapi "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
+        --port-file "$KD/port" --log "$KD/requests.log" --tls-cert "$SERVER_CERT" \
+        --tls-key "$SERVER_KEY" --token "$token" "$@"
+    KPID=$SPAWNED
+    wait_until kubeapi "$KPID" "$KD/server.log" test -s "$KD/port"
+    KAPI=https://127.0.0.1:$(cat "$KD/port")
+    wait_until kubeapi "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
+}
+
+# Write to FILE a kubeconfig for $KAPI (CA from make_pki) with user token-user (TOKEN) in the
+# current context "it".
+write_token_kubeconfig() { # FILE TOKEN
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: it
+  cluster:
+    server: $KAPI/
+    certificate-authority-data: $(base64 -w0 "$CA_FILE")
+users:
+- name: token-user
+  user:
+    token: $2
+contexts:
+- name: it
+  context: {cluster: it, user: token-user}
+current-context: it
+EOF
+}
+
 # start_registry VARIANT [NAME]: start docker-registry; VARIANT is
 #   plain  plain HTTP, no auth
 #   tls    TLS (our CA) + htpasswd basic auth (berth:s3cret)

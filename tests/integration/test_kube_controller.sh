@@ -23,33 +23,9 @@ fi
 
 make_pki
 TOKEN=kube-ctrl-it-token
-KD=$T/kubeapi
-mkdir -p "$KD"
-spawn kubeapi "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
-    --port-file "$KD/port" --log "$KD/requests.log" --tls-cert "$SERVER_CERT" \
-    --tls-key "$SERVER_KEY" --token "$TOKEN" --client-ca "$CA_FILE" --rollout-step-ms 50
-KPID=$SPAWNED
-wait_until kubeapi "$KPID" "$KD/server.log" test -s "$KD/port"
-KAPI=https://127.0.0.1:$(cat "$KD/port")
-wait_until kubeapi "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
+start_kubeapi_tls "$TOKEN" --client-ca "$CA_FILE" --rollout-step-ms 50
 KCFG=$T/kubeconfig
-cat >"$KCFG" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: it
-  cluster:
-    server: $KAPI/
-    certificate-authority-data: $(base64 -w0 "$CA_FILE")
-users:
-- name: token-user
-  user:
-    token: $TOKEN
-contexts:
-- name: it
-  context: {cluster: it, user: token-user}
-current-context: it
-EOF
+write_token_kubeconfig "$KCFG" "$TOKEN"
 kc() { "$KUBECTL" --kubeconfig "$KCFG" "$@"; }
 kget() { # GROUP RESOURCE NS NAME: the stored object (JSON) or empty
     curl -fsS --cacert "$CA_FILE" -o "$T/.kget" \

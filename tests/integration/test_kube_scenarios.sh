@@ -10,33 +10,10 @@ require_tools docker-registry curl jq python3 setsid openssl
 
 make_pki
 TOKEN=kube-scen-it-token
-KD=$T/kubeapi
-mkdir -p "$KD" "$T/cfg"
-spawn kubeapi "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
-    --port-file "$KD/port" --log "$KD/requests.log" --tls-cert "$SERVER_CERT" \
-    --tls-key "$SERVER_KEY" --token "$TOKEN" --rollout-step-ms 50 --time-scale 0.01
-KPID=$SPAWNED
-wait_until kubeapi "$KPID" "$KD/server.log" test -s "$KD/port"
-KAPI=https://127.0.0.1:$(cat "$KD/port")
-wait_until kubeapi "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
+mkdir -p "$T/cfg"
+start_kubeapi_tls "$TOKEN" --rollout-step-ms 50 --time-scale 0.01
 KCFG=$T/kubeconfig
-cat >"$KCFG" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: it
-  cluster:
-    server: $KAPI/
-    certificate-authority-data: $(base64 -w0 "$CA_FILE")
-users:
-- name: token-user
-  user:
-    token: $TOKEN
-contexts:
-- name: it
-  context: {cluster: it, user: token-user}
-current-context: it
-EOF
+write_token_kubeconfig "$KCFG" "$TOKEN"
 
 start_registry plain
 STATE=$T/state

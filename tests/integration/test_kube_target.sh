@@ -18,16 +18,8 @@ fi
 
 make_pki
 TOKEN=kube-target-it-token
-KD=$T/kubeapi
-mkdir -p "$KD" "$T/cfg"
-spawn kubeapi "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
-    --port-file "$KD/port" --log "$KD/requests.log" --tls-cert "$SERVER_CERT" \
-    --tls-key "$SERVER_KEY" --token "$TOKEN" --client-ca "$CA_FILE" \
-    --rollout-step-ms 50 --crd-establish-delay-ms 700
-KPID=$SPAWNED
-wait_until kubeapi "$KPID" "$KD/server.log" test -s "$KD/port"
-KAPI=https://127.0.0.1:$(cat "$KD/port")
-wait_until kubeapi "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
+mkdir -p "$T/cfg"
+start_kubeapi_tls "$TOKEN" --client-ca "$CA_FILE" --rollout-step-ms 50 --crd-establish-delay-ms 700
 KCFG=$T/kubeconfig
 cat >"$KCFG" <<EOF
 apiVersion: v1
