@@ -69,6 +69,25 @@ int eng_kube_config_load(eng_kube_config **out, const char *path, const char *co
  */
 int eng_kube_config_in_cluster(eng_kube_config **out, const char *sa_dir, berth_error **err);
 
+/** What a kubeconfig from a Secret (spec.kubeConfig.secretRef) is allowed beyond the safe set. */
+typedef struct eng_kube_secret_policy {
+    bool allow_exec;         /* user.exec credential plugins (--insecure-kubeconfig-exec) */
+    bool allow_insecure_tls; /* insecure-skip-tls-verify (--insecure-kubeconfig-tls) */
+} eng_kube_secret_policy;
+
+/**
+ * Parse a kubeconfig that came from a Secret (its current-context), as Flux's controllers do for
+ * spec.kubeConfig: what names the Secret in messages ("kubeConfig Secret \"ns/name\" key
+ * \"value\""). A kubeconfig from a Secret is untrusted input: it may not name local files
+ * (tokenFile, client-certificate, client-key, certificate-authority), and it may not run an exec
+ * plugin or skip TLS verification unless policy allows it (policy NULL: nothing allowed).
+ * Returns 0, BERTH_EINVAL (malformed), BERTH_EDENIED (refused by the policy; the message names
+ * what and the field) or BERTH_ENOMEM.
+ */
+int eng_kube_config_from_secret(eng_kube_config **out, const char *data, size_t len,
+                                const char *what, const eng_kube_secret_policy *policy,
+                                berth_error **err);
+
 /* ---- the client (engine/kube_client.c) ---- */
 
 typedef struct eng_kube eng_kube;
