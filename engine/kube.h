@@ -210,4 +210,10 @@ int eng_kube_compare(const json_t *a, const json_t *b);
 int eng_target_kube_new(eng_target **out, const char *kubeconfig, const char *context,
                         berth_error **err);
 
+/** The Kubernetes target for cfg, which it takes (freed with the target, also on failure). */
+int eng_target_kube_from_config(eng_target **out, eng_kube_config *cfg, berth_error **err);
+
+/** The API server URL of a Kubernetes target (borrowed), or NULL for any other target. */
+const char *eng_target_kube_server(const eng_target *t);
+
 #endif

@@ -383,11 +383,11 @@ static void config_unsupported_field_says_berth_does_not_support_it(void **state
 
 #define KS_KUBECONFIG_HEAD                                                                         \
     "apiVersion: kustomize.toolkit.fluxcd.io/v1\n"                                                 \
-    "kind: Kustomization\n"                                                                       \
-    "metadata: {name: remote, namespace: apps}\n"                                                 \
-    "spec:\n"                                                                                     \
-    "  interval: 1m\n"                                                                            \
-    "  prune: true\n"                                                                             \
+    "kind: Kustomization\n"                                                                        \
+    "metadata: {name: remote, namespace: apps}\n"                                                  \
+    "spec:\n"                                                                                      \
+    "  interval: 1m\n"                                                                             \
+    "  prune: true\n"                                                                              \
     "  sourceRef: {kind: OCIRepository, name: app}\n"
 
 static void config_kustomization_reads_kubeconfig_secret_ref(void **state)
