@@ -90,7 +90,8 @@ static int remotes_get(eng_target **out, eng_remotes *r, const char *source, con
     for (size_t i = r->len; i-- > 0;) {
         slot *x = &r->slots[i];
         bool same = strcmp(x->hash, hash) == 0;
-        if (!same && (now - x->used_ms > REMOTE_IDLE_MS || strcmp(x->source, source) == 0))
+        if (!same &&
+            (now - x->used_ms > REMOTE_IDLE_MS || !x->source || strcmp(x->source, source) == 0))
             slot_drop(r, i); /* idle, or the Secret it came from changed */
     }
     for (size_t i = 0; i < r->len && !s; i++)
