@@ -158,6 +158,8 @@ int eng_clients_get(struct berth_oci_client **out, eng_clients *c,
 int eng_remotes_new(eng_remotes **out, bool allow_exec, bool allow_insecure_tls, berth_error **err);
 /** Free the cache and its targets. Accepts NULL. */
 void eng_remotes_free(eng_remotes *r);
+/** Free the targets not used for 5 minutes (the loop's workers, after each job). NULL ok. */
+void eng_remotes_expire(eng_remotes *r);
 /** How many targets the cache holds (tests). */
 size_t eng_remotes_count(const eng_remotes *r);
 

@@ -266,6 +266,7 @@ static void run_job(eng_job *base, void *payload)
     if (j->rc < 0 && (j->repo || j->ks || j->img))
         core_error_wrap(&j->err, "%s \"%s/%s\"", j->kind, j->ns, j->name);
     j->changed = ctx.changed;
+    eng_remotes_expire(w->remotes); /* clusters no Kustomization used for a while */
 }
 
 static int dispatch(loop *L, size_t pos, berth_error **err)

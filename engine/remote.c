@@ -68,6 +68,14 @@ void eng_remotes_free(eng_remotes *r)
     core_free(r);
 }
 
+void eng_remotes_expire(eng_remotes *r)
+{
+    int64_t now = core_mono_now();
+    for (size_t i = r ? r->len : 0; i-- > 0;)
+        if (now - r->slots[i].used_ms > REMOTE_IDLE_MS)
+            slot_drop(r, i);
+}
+
 size_t eng_remotes_count(const eng_remotes *r)
 {
     return r ? r->len : 0;
