@@ -155,10 +155,15 @@ static int local(eng_ks_target *out, eng_ctx *ctx)
     return 0;
 }
 
-/* Finish a remote target: where and cluster from its server. */
-static int remote_names(eng_ks_target *out, const char *what, berth_error **err)
+/* The remote target for kubeconfig data, with where and cluster from its server. */
+static int remote(eng_ks_target *out, eng_ctx *ctx, const char *source, const void *data,
+                  size_t len, const char *what, berth_error **err)
 {
-    const char *server = eng_target_kube_server(out->target);
+    const char *server;
+    int rc;
+    if ((rc = remotes_get(&out->target, ctx->remotes, source, data, len, what, err)) < 0)
+        return rc;
+    server = eng_target_kube_server(out->target);
     if (!(out->where = core_sprintf("%s (server %s)", what, server ? server : "?")) ||
         !(out->cluster = core_strdup(server ? server : "")))
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
@@ -214,8 +219,7 @@ int eng_ks_target_resolve(eng_ks_target *out, eng_ctx *ctx, const eng_kustomizat
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = remotes_get(&out->target, ctx->remotes, source, kv->value, kv->len, what, err)) < 0 ||
-        (rc = remote_names(out, what, err)) < 0)
+    if ((rc = remote(out, ctx, source, kv->value, kv->len, what, err)) < 0)
         goto out;
     if (berth_buf_put(&out->kubeconfig, kv->value, kv->len) < 0)
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
@@ -248,11 +252,8 @@ int eng_ks_target_stored(eng_ks_target *out, eng_ctx *ctx, const char *ns, const
         core_error_wrap(err, "%s", what);
         goto out;
     }
-    if ((rc = remotes_get(&out->target, ctx->remotes, source,
-                          out->kubeconfig.ptr ? out->kubeconfig.ptr : "", out->kubeconfig.len, what,
-                          err)) < 0 ||
-        (rc = remote_names(out, what, err)) < 0)
-        goto out;
+    rc = remote(out, ctx, source, out->kubeconfig.ptr ? out->kubeconfig.ptr : "",
+                out->kubeconfig.len, what, err);
 out:
     if (rc < 0)
         eng_ks_target_dispose(out);

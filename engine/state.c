@@ -537,6 +537,7 @@ int eng_status_set_inventory(json_t *status, const eng_inventory *inv, berth_err
     entries = json_object_get(j, "entries");
     for (size_t i = 0; i < json_array_size(entries); i++)
         json_object_del(json_array_get(entries, i), "digest");
+    json_object_del(j, "cluster"); /* the inventory file's; Flux's status has no such field */
     if (json_object_set_new(status, "inventory", j) < 0)
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
     return 0;
