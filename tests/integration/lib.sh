@@ -426,6 +426,15 @@ start_kubeapi_tls() { # TOKEN [SERVER_FLAGS...]
     wait_until "${KUBEAPI_NAME:-kubeapi}" "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
 }
 
+# find_kubectl: KUBECTL = $KUBECTL, else the kubectl scripts/get-kubectl.sh provides (cached in
+# $BERTH_KUBECTL_CACHE or ~/.cache/berth/kubectl), else empty (the caller skips what needs it).
+find_kubectl() {
+    KUBECTL=${KUBECTL:-}
+    [ -n "$KUBECTL" ] ||
+        KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$_IT_KUBECTL_CACHE" 2>/dev/null) ||
+        KUBECTL=""
+}
+
 # Write to FILE a kubeconfig for SERVER (default $KAPI; CA from make_pki) with user token-user
 # (TOKEN) in the current context "it".
 write_token_kubeconfig() { # FILE TOKEN [SERVER]
@@ -735,6 +744,8 @@ if [ -z "${BERTH:-}" ] || [ ! -x "$BERTH" ]; then
     exit 1
 fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it.XXXXXX")
+# where scripts/get-kubectl.sh keeps kubectl (read before HOME moves into $T)
+_IT_KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 trap _cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

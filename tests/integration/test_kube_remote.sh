@@ -11,14 +11,10 @@
 # removing the Kustomization and its Secret prunes from the remote one (the kubeconfig kept with
 # the inventory). Controller mode (`berth run --kube`): the Secret is created with kubectl in
 # the local server, the objects land in the remote one, the status in the local one.
-KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
 
-KUBECTL=${KUBECTL:-}
-if [ -z "$KUBECTL" ]; then
-    KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$KUBECTL_CACHE" 2>/dev/null) || KUBECTL=""
-fi
+find_kubectl
 
 make_pki
 LTOKEN=kube-local-it-token
