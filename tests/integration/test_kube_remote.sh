@@ -5,12 +5,13 @@
 # `kind: Secret` document): one Kustomization applies to the local cluster, one (wait: true,
 # serviceAccountName) to the remote one through its Secret; each object is only in its server;
 # health is checked on the remote one; a new revision prunes from the remote one; a Secret with
-# an exec plugin is refused naming the Secret; an unreachable remote is Ready=False naming the
-# Secret and the server while the local Kustomization stays Ready; --target=dir refuses
-# kubeConfig per object; moving the kubeConfig to another cluster prunes from the previous one;
-# removing the Kustomization and its Secret prunes from the remote one (the kubeconfig kept with
-# the inventory). Controller mode (`berth run --kube`): the Secret is created with kubectl in
-# the local server, the objects land in the remote one, the status in the local one.
+# an exec plugin is refused naming the Secret (and runs with --insecure-kubeconfig-exec); an
+# unreachable remote is Ready=False naming the Secret and the server while the local
+# Kustomization stays Ready; --target=dir refuses kubeConfig per object; moving the kubeConfig
+# to another cluster prunes from the previous one; removing the Kustomization and its Secret
+# prunes from the remote one (the kubeconfig kept with the inventory). Controller mode (`berth
+# run --kube`): the Secret is created with kubectl in the local server, the objects land in the
+# remote one, the status in the local one.
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
 
@@ -211,6 +212,11 @@ assert_contains "$msg" "--insecure-kubeconfig-exec" "the exec Kustomization"
 [ ! -e "$T/exec-ran" ] || fail "the exec plugin ran"
 _IT_CHECKS=$((_IT_CHECKS + 1))
 assert_eq "True" "$(ready_of remote | cut -d' ' -f1)" "the remote Kustomization beside it"
+# allowed by the operator, the plugin runs (touch prints no ExecCredential: the apply fails)
+run_once --insecure-kubeconfig-exec
+[ -e "$T/exec-ran" ] || fail "the exec plugin did not run with --insecure-kubeconfig-exec"
+_IT_CHECKS=$((_IT_CHECKS + 1))
+assert_not_contains "$(ready_of exec)" "--insecure-kubeconfig-exec" "the exec Kustomization, allowed"
 
 it "an unreachable remote cluster: Ready=False naming the Secret and the server; local stays Ready"
 write_token_kubeconfig "$T/down.kubeconfig" "$RTOKEN" https://127.0.0.1:1
