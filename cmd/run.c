@@ -82,6 +82,13 @@ int cli_run(int argc, char **argv)
          .meta = "PATH",
          .help = "with --target=kube (default $KUBECONFIG, in-cluster, ~/.kube/config)"},
         {.name = "context", .kind = CLI_STR, .meta = "NAME", .help = "kubeconfig context"},
+        {.name = "insecure-kubeconfig-exec",
+         .kind = CLI_BOOL,
+         .help = "let the kubeconfig of a Kustomization's spec.kubeConfig Secret run an exec "
+                 "credential plugin (refused by default, as Flux)"},
+        {.name = "insecure-kubeconfig-tls",
+         .kind = CLI_BOOL,
+         .help = "let such a kubeconfig skip TLS verification (insecure-skip-tls-verify)"},
         {.name = "once", .kind = CLI_BOOL, .help = "reconcile everything once and exit"},
         {.name = "workers",
          .kind = CLI_STR,
@@ -181,6 +188,8 @@ int cli_run(int argc, char **argv)
         opts.target = "kube";
     opts.kubeconfig = cli_str(&cmd, "kubeconfig");
     opts.kube_context = cli_str(&cmd, "context");
+    opts.insecure_kubeconfig_exec = cli_bool(&cmd, "insecure-kubeconfig-exec");
+    opts.insecure_kubeconfig_tls = cli_bool(&cmd, "insecure-kubeconfig-tls");
     opts.once = cli_bool(&cmd, "once");
     opts.debug = cli_bool(&cmd, "debug");
     workers = cli_str(&cmd, "workers");

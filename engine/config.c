@@ -148,6 +148,8 @@ static void kustomization_dispose(void *p)
     core_free(k->substitute_from);
     objrefs_free(k->health_checks, k->health_checks_len);
     core_free(k->service_account_name);
+    core_free(k->kubeconfig_secret);
+    core_free(k->kubeconfig_key);
 }
 
 static void secret_dispose(void *p)
@@ -1222,6 +1224,29 @@ static const field common_meta_fields[] = {
 };
 static const table common_meta_table = TABLE(common_meta_fields);
 
+/* spec.kubeConfig: secretRef {name, key?}; configMapRef (Flux's workload identity) refused */
+static const field kubeconfig_secret_fields[] = {
+    {"name", f_str, offsetof(eng_kustomization, kubeconfig_secret), F_REQ, NULL},
+    {"key", f_str, offsetof(eng_kustomization, kubeconfig_key), 0, NULL},
+};
+static const table kubeconfig_secret_table = TABLE(kubeconfig_secret_fields);
+
+static const field kubeconfig_fields[] = {
+    {"secretRef", f_map, 0, 0, &kubeconfig_secret_table},
+    {"configMapRef", f_skip, 0, F_UNSUPPORTED, NULL},
+};
+static const table kubeconfig_table = TABLE(kubeconfig_fields);
+
+/* spec.kubeConfig: secretRef is the one reference berth implements, so it is required (after
+ * configMapRef, which is refused as unsupported rather than as a missing secretRef) */
+static int f_kubeconfig(pctx *c, yaml_node_t *n, const char *path, void *base, const field *f)
+{
+    int before = c->errors, rc = f_map(c, n, path, base, f);
+    if (rc == 0 && c->errors == before && !((eng_kustomization *)base)->kubeconfig_secret)
+        rc = perr(c, n, "missing required field \"%s.secretRef\"", path);
+    return rc;
+}
+
 static const field ks_spec_fields[] = {
     {"sourceRef", f_map, offsetof(eng_kustomization, source_ref), F_REQ, &source_ref_table},
     {"path", f_str, offsetof(eng_kustomization, path), 0, NULL},
@@ -1247,7 +1272,7 @@ static const field ks_spec_fields[] = {
     {"healthChecks", f_list, offsetof(eng_kustomization, health_checks), 0, &health_list},
     {"serviceAccountName", f_str, offsetof(eng_kustomization, service_account_name), 0, NULL},
     {"decryption", f_skip, 0, F_UNSUPPORTED, NULL},
-    {"kubeConfig", f_skip, 0, F_UNSUPPORTED, NULL},
+    {"kubeConfig", f_kubeconfig, 0, 0, &kubeconfig_table},
     {"healthCheckExprs", f_skip, 0, F_UNSUPPORTED, NULL},
     {"ignore", f_skip, 0, F_UNSUPPORTED, NULL},
     {"buildMetadata", f_skip, 0, F_UNSUPPORTED, NULL},

@@ -20,7 +20,7 @@
  * "generic", layer operation extract, verify.provider "cosign"; Kustomization retryInterval =
  * interval, timeout = spec.timeout or interval - 30s, floored at 30s (engine.md §1.1, the code's
  * behaviour), sourceRef.namespace and dependsOn[].namespace = the Kustomization's namespace.
- * Fields berth does not implement (decryption, kubeConfig, healthCheckExprs, ignore,
+ * Fields berth does not implement (decryption, kubeConfig.configMapRef, healthCheckExprs, ignore,
  * buildMetadata, dependsOn[].readyExpr) are errors that say so, not unknown fields.
  */
 #ifndef BERTH_ENGINE_CONFIG_H
@@ -145,6 +145,10 @@ typedef struct eng_kustomization {
     eng_objref *health_checks; /* apiVersion, kind, name, ns as written (no defaults) */
     size_t health_checks_len;
     char *service_account_name;
+    /* spec.kubeConfig.secretRef: a Secret in meta.ns holding the kubeconfig of the cluster to
+     * apply to (NULL: the engine's target) and its key (NULL: "value", else "value.yaml") */
+    char *kubeconfig_secret;
+    char *kubeconfig_key;
 } eng_kustomization;
 
 /* ---- image reflection and automation (image.toolkit.fluxcd.io/v1), reconciled by images/ ---- */

@@ -208,6 +208,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     berth_buf text = BERTH_BUF_INIT;
     json_t *st = NULL;
     eng_plan pruned;
+    eng_ks_target kt = {0};
     const char *why = NULL;
     char *msg = NULL;
     size_t deleted = 0;
@@ -226,11 +227,18 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     else if (inv.prune == ENG_INV_PRUNE_UNKNOWN)
         why = "prune not recorded by the last apply: objects kept";
     if (!why) {
-        /* the Kubernetes target deletes only objects carrying this Kustomization's owner labels */
+        /* the Kubernetes target deletes only objects carrying this Kustomization's owner labels;
+         * objects applied through spec.kubeConfig are deleted from that cluster */
         eng_target_scope scope = {.ks_ns = ns, .ks_name = name};
-        if ((rc = eng_target_set_scope(ctx->target, &scope, err)) < 0)
+        if ((rc = eng_ks_target_stored(&kt, ctx, ns, name, &inv, err)) < 0 ||
+            (rc = eng_target_set_scope(kt.target, &scope, err)) < 0) {
+            core_error_wrap(err, "deleting the objects of removed Kustomization \"%s/%s\"", ns,
+                            name);
             goto out;
-        prc = eng_target_prune(ctx->target, &pruned, &inv, err);
+        }
+        prc = eng_target_prune(kt.target, &pruned, &inv, err);
+        if (prc < 0 && kt.where)
+            core_error_wrap(err, "%s", kt.where);
         for (size_t i = 0; i < pruned.len && rc == 0; i++) {
             const eng_change *c = &pruned.changes[i];
             if (berth_buf_printf(&text, "%s %s\n", c->subject, eng_change_action_name(c->action)) <
@@ -244,6 +252,10 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
         if (rc == 0 && (prc < 0 || left.len > 0)) {
             /* keep what is left to delete, so the retry (and `berth get`) sees it */
             left.prune = inv.prune;
+            if (inv.cluster && !(left.cluster = core_strdup(inv.cluster)))
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        }
+        if (rc == 0 && (prc < 0 || left.len > 0)) {
             if ((rc = eng_state_inventory_write(ctx->state, ns, name, &left, err)) == 0)
                 rc = prc < 0
                          ? prc
@@ -265,6 +277,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     eng_log("info", "garbage-collected", ENG_KIND_KS, ns, name, "%s", msg ? msg : "collected");
     eng_emit(ctx, "info", ENG_KIND_KS, ns, name, "GarbageCollected", msg ? msg : "collected");
 out:
+    eng_ks_target_dispose(&kt);
     core_free(msg);
     berth_buf_dispose(&text);
     eng_plan_dispose(&pruned);

@@ -21,6 +21,7 @@
 #define ENG_KIND_KS "Kustomization"
 
 typedef struct eng_clients eng_clients;
+typedef struct eng_remotes eng_remotes;
 
 /**
  * What a reconcile works with; everything borrowed. One eng_ctx per thread: the loop's workers
@@ -35,6 +36,7 @@ typedef struct eng_ctx {
     int64_t now_ms; /* wall clock read once per reconcile */
     bool changed;   /* set by a reconcile that stored a new artifact / applied a new revision */
     eng_clients *clients; /* this thread's registry clients kept across reconciles, or NULL */
+    eng_remotes *remotes; /* this thread's spec.kubeConfig targets, or NULL: none allowed */
 } eng_ctx;
 
 /**
@@ -145,6 +147,50 @@ void eng_clients_free(eng_clients *c);
  */
 int eng_clients_get(struct berth_oci_client **out, eng_clients *c,
                     const struct berth_oci_client_opts *opts, berth_error **err);
+
+/* ---- engine/remote.c: spec.kubeConfig, Kustomizations applying to remote clusters ---- */
+
+/**
+ * An empty cache of remote Kubernetes targets, for one thread. allow_exec / allow_insecure_tls:
+ * a Secret's kubeconfig may run exec plugins / skip TLS verification (eng_kube_secret_policy).
+ * Returns 0 or BERTH_ENOMEM.
+ */
+int eng_remotes_new(eng_remotes **out, bool allow_exec, bool allow_insecure_tls, berth_error **err);
+/** Free the cache and its targets. Accepts NULL. */
+void eng_remotes_free(eng_remotes *r);
+/** Free the targets not used for 5 minutes (the loop's workers, after each job). NULL ok. */
+void eng_remotes_expire(eng_remotes *r);
+/** How many targets the cache holds (tests). */
+size_t eng_remotes_count(const eng_remotes *r);
+
+/** Where a Kustomization's objects go (eng_ks_target_dispose). */
+typedef struct eng_ks_target {
+    eng_target *target;   /* borrowed: ctx->target, or a target of ctx->remotes */
+    char *where;          /* "kubeConfig Secret \"ns/name\" (server URL)"; NULL: ctx->target */
+    char *cluster;        /* the remote server URL (the inventory's cluster); NULL: ctx->target */
+    berth_buf kubeconfig; /* the remote's kubeconfig bytes (a secret, wiped on dispose) */
+} eng_ks_target;
+
+/**
+ * The target of ks: ctx->target without spec.kubeConfig, else the cluster of the kubeconfig in
+ * its Secret (eng_kube_config_from_secret's checks). Fails, naming the Secret, when the
+ * engine's target is not Kubernetes (or ctx->remotes is NULL), the Secret or its key is
+ * missing, or the kubeconfig is malformed or refused: BERTH_EINVAL, BERTH_ENOTFOUND,
+ * BERTH_EDENIED, BERTH_ENOMEM. out is initialised here; dispose it also on failure.
+ */
+int eng_ks_target_resolve(eng_ks_target *out, eng_ctx *ctx, const eng_kustomization *ks,
+                          berth_error **err);
+/**
+ * The target that holds the objects of inventory inv of Kustomization ns/name: ctx->target when
+ * inv->cluster is NULL, else the cluster of the kubeconfig the state kept for it. Same codes.
+ */
+int eng_ks_target_stored(eng_ks_target *out, eng_ctx *ctx, const char *ns, const char *name,
+                         const eng_inventory *inv, berth_error **err);
+/** Free what t owns (not the target). Accepts NULL. */
+void eng_ks_target_dispose(eng_ks_target *t);
+/** True when t is the cluster old's objects were applied to (local_target: ctx->target). */
+bool eng_ks_target_same_cluster(const eng_ks_target *t, const eng_inventory *old,
+                                const eng_target *local_target);
 
 /* ---- engine/gc.c: state of objects that left the config ---- */
 

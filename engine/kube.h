@@ -69,6 +69,25 @@ int eng_kube_config_load(eng_kube_config **out, const char *path, const char *co
  */
 int eng_kube_config_in_cluster(eng_kube_config **out, const char *sa_dir, berth_error **err);
 
+/** What a kubeconfig from a Secret (spec.kubeConfig.secretRef) is allowed beyond the safe set. */
+typedef struct eng_kube_secret_policy {
+    bool allow_exec;         /* user.exec credential plugins (--insecure-kubeconfig-exec) */
+    bool allow_insecure_tls; /* insecure-skip-tls-verify (--insecure-kubeconfig-tls) */
+} eng_kube_secret_policy;
+
+/**
+ * Parse a kubeconfig that came from a Secret (its current-context), as Flux's controllers do for
+ * spec.kubeConfig: what names the Secret in messages ("kubeConfig Secret \"ns/name\" key
+ * \"value\""). A kubeconfig from a Secret is untrusted input: it may not name local files
+ * (tokenFile, client-certificate, client-key, certificate-authority), and it may not run an exec
+ * plugin or skip TLS verification unless policy allows it (policy NULL: nothing allowed).
+ * Returns 0, BERTH_EINVAL (malformed), BERTH_EDENIED (refused by the policy; the message names
+ * what and the field) or BERTH_ENOMEM.
+ */
+int eng_kube_config_from_secret(eng_kube_config **out, const char *data, size_t len,
+                                const char *what, const eng_kube_secret_policy *policy,
+                                berth_error **err);
+
 /* ---- the client (engine/kube_client.c) ---- */
 
 typedef struct eng_kube eng_kube;
@@ -190,5 +209,11 @@ int eng_kube_compare(const json_t *a, const json_t *b);
  */
 int eng_target_kube_new(eng_target **out, const char *kubeconfig, const char *context,
                         berth_error **err);
+
+/** The Kubernetes target for cfg, which it takes (freed with the target, also on failure). */
+int eng_target_kube_from_config(eng_target **out, eng_kube_config *cfg, berth_error **err);
+
+/** The API server URL of a Kubernetes target (borrowed), or NULL for any other target. */
+const char *eng_target_kube_server(const eng_target *t);
 
 #endif

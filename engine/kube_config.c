@@ -380,3 +380,48 @@ int eng_kube_config_load(eng_kube_config **out, const char *path, const char *co
     core_free(def);
     return rc;
 }
+
+/* What a kubeconfig from a Secret may not do without the operator's consent (see kube.h). */
+static int secret_policy(const eng_kube_config *c, const char *what,
+                         const eng_kube_secret_policy *p, berth_error **err)
+{
+    const char *file = c->token_file  ? "tokenFile"
+                       : c->cert_file ? "client-certificate"
+                       : c->key_file  ? "client-key"
+                       : c->ca_file   ? "certificate-authority"
+                                      : NULL;
+    if (file)
+        return core_error_set(err, BERTH_EDENIED,
+                              "%s: the kubeconfig names a local file (%s): a kubeconfig from a "
+                              "Secret must carry its credentials inline (token, *-data)",
+                              what, file);
+    if (c->exec_command && !p->allow_exec)
+        return core_error_set(err, BERTH_EDENIED,
+                              "%s: the kubeconfig runs an exec credential plugin (\"%s\"), which "
+                              "is refused unless berth runs with --insecure-kubeconfig-exec",
+                              what, c->exec_command);
+    if (c->insecure && !p->allow_insecure_tls)
+        return core_error_set(err, BERTH_EDENIED,
+                              "%s: the kubeconfig disables TLS verification "
+                              "(insecure-skip-tls-verify), which is refused unless berth runs "
+                              "with --insecure-kubeconfig-tls",
+                              what);
+    return 0;
+}
+
+int eng_kube_config_from_secret(eng_kube_config **out, const char *data, size_t len,
+                                const char *what, const eng_kube_secret_policy *policy,
+                                berth_error **err)
+{
+    eng_kube_secret_policy none = {.allow_exec = false};
+    int rc;
+    BERTH_ARG_CHECK(out && data && what);
+    *out = NULL;
+    if ((rc = eng_kube_config_parse(out, data, len, what, NULL, err)) < 0)
+        return rc;
+    if ((rc = secret_policy(*out, what, policy ? policy : &none, err)) < 0) {
+        eng_kube_config_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}

@@ -209,7 +209,8 @@ out:
 
 static bool inventory_equal(const eng_inventory *a, const eng_inventory *b)
 {
-    if (a->len != b->len || a->prune != b->prune)
+    if (a->len != b->len || a->prune != b->prune || !a->cluster != !b->cluster ||
+        (a->cluster && strcmp(a->cluster, b->cluster) != 0))
         return false;
     for (size_t i = 0; i < a->len; i++) {
         const eng_inv_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -281,26 +282,31 @@ oom:
  * whose deletion was not confirmed stay in *inv, so the next run retries them (engine.md §3.9).
  */
 static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, char **prune_err_out,
-                 eng_ctx *ctx, const eng_kustomization *ks, const json_t *objects,
-                 const eng_inventory *old, berth_error **err)
+                 eng_ctx *ctx, const eng_kustomization *ks, const eng_ks_target *kt,
+                 const json_t *objects, const eng_inventory *old, berth_error **err)
 {
     json_t *drift = NULL;
     eng_plan plan, pruned;
-    eng_inventory stale = ENG_INVENTORY_INIT;
+    eng_inventory stale = ENG_INVENTORY_INIT, none = ENG_INVENTORY_INIT;
+    eng_ks_target prev = {0};
+    eng_target *prune_target = kt->target;
     berth_buf text = BERTH_BUF_INIT;
     eng_target_scope scope = {.ks_ns = ks->meta.ns,
                               .ks_name = ks->meta.name,
                               .service_account = ks->service_account_name,
                               .force = ks->force,
                               .timeout_ms = ks->timeout_ms};
+    /* the objects of old are on another cluster (spec.kubeConfig changed): plan as a first
+     * apply there, and prune all of old from the cluster that holds it */
+    bool moved = !eng_ks_target_same_cluster(kt, old, ctx->target);
     int rc;
 
     eng_plan_init(&plan);
     eng_plan_init(&pruned);
     eng_inventory_init(inv);
-    if ((rc = eng_target_set_scope(ctx->target, &scope, err)) < 0)
+    if ((rc = eng_target_set_scope(kt->target, &scope, err)) < 0)
         goto out;
-    if ((rc = eng_target_plan(ctx->target, &plan, objects, old, err)) < 0)
+    if ((rc = eng_target_plan(kt->target, &plan, objects, moved ? &none : old, err)) < 0)
         goto out;
     if (eng_plan_drift_count(&plan) > 0) {
         eng_log("info", "drift", ENG_KIND_KS, ks->meta.ns, ks->meta.name,
@@ -310,21 +316,44 @@ static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, cha
             goto out;
         }
     }
-    if ((rc = eng_target_apply(ctx->target, inv, &plan, err)) < 0)
+    if ((rc = eng_target_apply(kt->target, inv, &plan, err)) < 0)
         goto out;
+    if (kt->cluster && !(inv->cluster = core_strdup(kt->cluster))) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = render(&text, &plan, false, err)) < 0)
         goto out;
-    if ((rc = eng_inventory_diff(&stale, old, inv, err)) < 0)
+    if ((rc = eng_inventory_diff(&stale, old, moved ? &none : inv, err)) < 0)
         goto out;
+    if (ks->prune && stale.len > 0 && moved) {
+        berth_error *pe = NULL;
+        if (eng_ks_target_stored(&prev, ctx, ks->meta.ns, ks->meta.name, old, &pe) < 0 ||
+            eng_target_set_scope(prev.target, &scope, &pe) < 0) {
+            /* the objects stay on the previous cluster: said once, in the status */
+            core_error_wrap(&pe, "%zu object(s) left on the previous cluster", stale.len);
+            *prune_err_out = berth_error_text(pe);
+            berth_error_free(pe);
+            if (!*prune_err_out) {
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+                goto out;
+            }
+            eng_inventory_dispose(&stale);
+        } else {
+            prune_target = prev.target;
+        }
+    }
     if (ks->prune && stale.len > 0) {
         berth_error *pe = NULL;
-        int prc = eng_target_prune(ctx->target, &pruned, &stale, &pe);
-        for (size_t i = 0; i < pruned.len; i++) {
+        int prc = eng_target_prune(prune_target, &pruned, &stale, &pe);
+        for (size_t i = 0; i < pruned.len && !moved; i++) { /* moved: left behind, reported */
             const eng_change *c = &pruned.changes[i];
             if (c->action == ENG_CHANGE_UNKNOWN &&
                 (rc = eng_inventory_add(inv, c->id, c->version, NULL, err)) < 0)
                 goto out;
         }
+        if (prc < 0 && prev.where)
+            core_error_wrap(&pe, "pruning from the previous cluster, %s", prev.where);
         if ((rc = render(&text, &pruned, true, err)) < 0)
             goto out;
         if (prc == BERTH_ENOMEM) {
@@ -346,9 +375,12 @@ static int apply(eng_inventory *inv, char **changes_out, json_t **drift_out, cha
         drift = NULL;
     }
 out:
+    if (rc < 0 && kt->where)
+        core_error_wrap(err, "%s", kt->where);
     json_decref(drift);
     if (rc < 0)
         eng_inventory_dispose(inv);
+    eng_ks_target_dispose(&prev);
     berth_buf_dispose(&text);
     eng_inventory_dispose(&stale);
     eng_plan_dispose(&plan);
@@ -360,7 +392,7 @@ out:
  * Health (engine.md §4): with wait every applied object, else the healthChecks entries (an
  * empty apiVersion is apps/v1). *msg_out (heap) is set when they are not healthy in time.
  */
-static int check_health(char **msg_out, eng_ctx *ctx, const eng_kustomization *ks,
+static int check_health(char **msg_out, const eng_ks_target *kt, const eng_kustomization *ks,
                         const json_t *objects, berth_error **err)
 {
     eng_health h = {.healthy = true};
@@ -388,7 +420,7 @@ static int check_health(char **msg_out, eng_ctx *ctx, const eng_kustomization *k
     }
     if (!list)
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
-    if (rc == 0 && (rc = eng_target_health(ctx->target, &h, list, err)) == 0 && !h.healthy &&
+    if (rc == 0 && (rc = eng_target_health(kt->target, &h, list, err)) == 0 && !h.healthy &&
         !(*msg_out = core_sprintf("health check failed after %.1fs: %s",
                                   (double)(core_mono_now() - start) / 1000.0,
                                   h.message ? h.message : "not ready")))
@@ -447,6 +479,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     json_t *old = NULL, *st = NULL, *src = NULL, *objects = NULL, *drift = NULL;
     char *msg = NULL, *root = NULL, *changes = NULL, *prune_err = NULL;
     const char *reason = NULL, *revision = NULL, *apath;
+    eng_ks_target kt = {0};
     berth_error *e = NULL;
     int rc;
 
@@ -529,10 +562,17 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         free(t);
         goto status;
     }
-    /* 4. apply and prune */
+    /* 4. the cluster (spec.kubeConfig), apply and prune */
+    if (eng_ks_target_resolve(&kt, ctx, ks, &e) < 0) {
+        char *t = berth_error_text(e);
+        reason = R_FAILED;
+        msg = core_sprintf("%s", t ? t : "unknown error");
+        free(t);
+        goto status;
+    }
     if ((rc = eng_state_inventory_read(&old_inv, ctx->state, ns, name, err)) < 0)
         goto out;
-    if (apply(&inv, &changes, &drift, &prune_err, ctx, ks, objects, &old_inv, &e) < 0) {
+    if (apply(&inv, &changes, &drift, &prune_err, ctx, ks, &kt, objects, &old_inv, &e) < 0) {
         char *t = berth_error_text(e);
         reason = R_FAILED;
         msg = core_sprintf("apply failed: %s", t ? t : "unknown error");
@@ -540,8 +580,15 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         goto status;
     }
     inv.prune = eng_ks_prune_on_removal(ks) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
+    /* the kubeconfig the objects went with is kept before the inventory that names its cluster */
+    if (kt.cluster && (rc = eng_state_kubeconfig_write(ctx->state, ns, name, kt.kubeconfig.ptr,
+                                                       kt.kubeconfig.len, err)) < 0)
+        goto out;
     if (!inventory_equal(&inv, &old_inv) &&
         (rc = eng_state_inventory_write(ctx->state, ns, name, &inv, err)) < 0)
+        goto out;
+    if (!kt.cluster && old_inv.cluster &&
+        (rc = eng_state_kubeconfig_remove(ctx->state, ns, name, err)) < 0)
         goto out;
     if (drift) { /* the apply corrected it, whatever prune and health say next */
         rc = set_drift(st, drift, revision, ctx->now_ms, err);
@@ -565,8 +612,11 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         goto status;
     }
     /* 5. health */
-    if (check_health(&msg, ctx, ks, objects, &e) < 0) {
-        char *t = berth_error_text(e);
+    if (check_health(&msg, &kt, ks, objects, &e) < 0) {
+        char *t;
+        if (kt.where)
+            core_error_wrap(&e, "%s", kt.where);
+        t = berth_error_text(e);
         msg = core_sprintf("health check failed: %s", t ? t : "unknown error");
         free(t);
     }
@@ -606,6 +656,7 @@ status:
     }
     rc = eng_status_commit(ctx, ENG_KIND_KS, ns, name, old, st, err);
 out:
+    eng_ks_target_dispose(&kt);
     json_decref(drift);
     berth_error_free(e);
     eng_inventory_dispose(&old_inv);

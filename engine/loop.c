@@ -74,6 +74,7 @@ typedef struct worker {
     eng_state *state; /* shared */
     eng_target *target;
     eng_clients *clients;
+    eng_remotes *remotes; /* spec.kubeConfig targets of this worker (engine/remote.c) */
     bool debug;
 } worker;
 
@@ -251,7 +252,8 @@ static void run_job(eng_job *base, void *payload)
                    .target = w->target,
                    .debug = w->debug,
                    .now_ms = core_wall_now(),
-                   .clients = w->clients};
+                   .clients = w->clients,
+                   .remotes = w->remotes};
 
     if (j->repo)
         j->rc = eng_source_oci_reconcile(&ctx, j->repo, &j->ready, &j->err);
@@ -264,6 +266,7 @@ static void run_job(eng_job *base, void *payload)
     if (j->rc < 0 && (j->repo || j->ks || j->img))
         core_error_wrap(&j->err, "%s \"%s/%s\"", j->kind, j->ns, j->name);
     j->changed = ctx.changed;
+    eng_remotes_expire(w->remotes); /* clusters no Kustomization used for a while */
 }
 
 static int dispatch(loop *L, size_t pos, berth_error **err)
@@ -516,6 +519,9 @@ static int run_selected(bool *all_ready_out, const berth_engine_opts *opts, eng_
     int rc;
 
     eng_sched_init(&s);
+    if ((rc = eng_remotes_new(&ctx.remotes, opts->insecure_kubeconfig_exec,
+                              opts->insecure_kubeconfig_tls, err)) < 0)
+        return rc;
     if (strcmp(opts->only_kind, ENG_KIND_KS) == 0)
         sel = eng_config_find_kustomization(cfg, opts->only_ns, opts->only_name);
     if ((rc = eng_sched_build(&s, cfg, NULL, 0, true, 0, err)) < 0)
@@ -551,6 +557,7 @@ static int run_selected(bool *all_ready_out, const berth_engine_opts *opts, eng_
                             opts->only_kind, opts->only_ns, opts->only_name, opts->config_path);
     *all_ready_out = found && all;
 out:
+    eng_remotes_free(ctx.remotes);
     eng_sched_dispose(&s);
     return rc;
 }
@@ -562,6 +569,7 @@ static void workers_free(worker *w, size_t n)
     for (size_t i = 0; w && i < n; i++) {
         eng_target_free(w[i].target);
         eng_clients_free(w[i].clients);
+        eng_remotes_free(w[i].remotes);
     }
     core_free(w);
 }
@@ -583,6 +591,9 @@ static int workers_new(worker **out, void ***payloads_out, size_t n, const berth
         p[i] = &w[i];
         if ((rc = parse_target(&w[i].target, opts, err)) == 0)
             rc = eng_clients_new(&w[i].clients, err);
+        if (rc == 0)
+            rc = eng_remotes_new(&w[i].remotes, opts->insecure_kubeconfig_exec,
+                                 opts->insecure_kubeconfig_tls, err);
     }
     return rc;
 }

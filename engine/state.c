@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "core/core.h"
 
 #define STATE_MAX_JSON_BYTES (4u * 1024u * 1024u)
@@ -50,6 +52,7 @@ void eng_inventory_dispose(eng_inventory *inv)
     for (size_t i = 0; i < inv->len; i++)
         entry_dispose(&inv->entries[i]);
     core_free(inv->entries);
+    core_free(inv->cluster);
     memset(inv, 0, sizeof(*inv));
 }
 
@@ -156,6 +159,8 @@ int eng_inventory_to_json(json_t **out, const eng_inventory *inv, berth_error **
     if (inv->prune != ENG_INV_PRUNE_UNKNOWN &&
         json_object_set_new(o, "prune", json_boolean(inv->prune == ENG_INV_PRUNE_ON)) < 0)
         goto oom;
+    if (inv->cluster && json_object_set_new(o, "cluster", json_string(inv->cluster)) < 0)
+        goto oom;
     json_decref(a);
     *out = o;
     return 0;
@@ -181,6 +186,7 @@ int eng_inventory_from_json(eng_inventory *out, const json_t *j, const char *wha
                             berth_error **err)
 {
     const json_t *a = json_object_get(j, "entries"), *prune = json_object_get(j, "prune");
+    const json_t *cluster = json_object_get(j, "cluster");
     int rc = 0;
     BERTH_ARG_CHECK(out);
     eng_inventory_init(out);
@@ -190,6 +196,9 @@ int eng_inventory_from_json(eng_inventory *out, const json_t *j, const char *wha
     if (prune && !json_is_boolean(prune))
         return core_error_set(err, BERTH_EINVAL, "%s: inventory \"prune\" is not a boolean",
                               what ? what : "inventory");
+    if (cluster && !json_is_string(cluster))
+        return core_error_set(err, BERTH_EINVAL, "%s: inventory \"cluster\" is not a string",
+                              what ? what : "inventory");
     for (size_t i = 0; i < json_array_size(a) && rc == 0; i++)
         rc = entry_from_json(out, json_array_get(a, i), i, what ? what : "inventory", err);
     if (rc < 0)
@@ -198,6 +207,10 @@ int eng_inventory_from_json(eng_inventory *out, const json_t *j, const char *wha
         eng_inventory_sort(out);
     if (rc == 0 && prune)
         out->prune = json_is_true(prune) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
+    if (rc == 0 && cluster && !(out->cluster = core_strdup(json_string_value(cluster)))) {
+        eng_inventory_dispose(out);
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
     return rc;
 }
 
@@ -524,6 +537,7 @@ int eng_status_set_inventory(json_t *status, const eng_inventory *inv, berth_err
     entries = json_object_get(j, "entries");
     for (size_t i = 0; i < json_array_size(entries); i++)
         json_object_del(json_array_get(entries, i), "digest");
+    json_object_del(j, "cluster"); /* the inventory file's; Flux's status has no such field */
     if (json_object_set_new(status, "inventory", j) < 0)
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
     return 0;
@@ -856,6 +870,7 @@ static int sorted_json(json_t **out, const eng_inventory *inv, berth_error **err
         view.entries[i] = *p[i]; /* shallow: view borrows the strings */
     view.len = inv->len;
     view.prune = inv->prune;
+    view.cluster = inv->cluster;
     rc = eng_inventory_to_json(out, &view, err);
     core_free(view.entries);
     core_free(p);
@@ -884,6 +899,59 @@ int eng_state_inventory_remove(eng_state *st, const char *ns, const char *name, 
     int rc;
     BERTH_ARG_CHECK(st);
     if ((rc = object_path(&path, st, "inventory", NULL, ns, name, ".json", err)) < 0)
+        return rc;
+    rc = remove_file(path, err);
+    core_free(path);
+    if (rc == 0)
+        rc = eng_state_kubeconfig_remove(st, ns, name, err);
+    return rc;
+}
+
+int eng_state_kubeconfig_write(eng_state *st, const char *ns, const char *name, const void *data,
+                               size_t len, berth_error **err)
+{
+    berth_buf cur = BERTH_BUF_INIT;
+    char *path = NULL;
+    int rc;
+    BERTH_ARG_CHECK(st && data);
+    if ((rc = object_path(&path, st, "inventory", NULL, ns, name, ".kubeconfig", err)) < 0)
+        return rc;
+    /* unchanged: nothing is written, so a no-change reconcile rewrites nothing */
+    if (core_fs_exists(path) && core_fs_read_file(&cur, path, 4u << 20, NULL) == 0 &&
+        cur.len == len && (len == 0 || sodium_memcmp(cur.ptr, data, len) == 0))
+        goto out;
+    if ((rc = parent_dirs(path, err)) == 0)
+        rc = core_fs_write_atomic(path, data, len, 0600, err);
+out:
+    if (cur.ptr)
+        sodium_memzero(cur.ptr, cur.len);
+    berth_buf_dispose(&cur);
+    core_free(path);
+    return rc;
+}
+
+int eng_state_kubeconfig_read(berth_buf *out, eng_state *st, const char *ns, const char *name,
+                              berth_error **err)
+{
+    char *path = NULL;
+    int rc;
+    BERTH_ARG_CHECK(out && st);
+    if ((rc = object_path(&path, st, "inventory", NULL, ns, name, ".kubeconfig", err)) < 0)
+        return rc;
+    if (!core_fs_exists(path))
+        rc = core_error_set(err, BERTH_ENOTFOUND, "\"%s\" is missing", path);
+    else
+        rc = core_fs_read_file(out, path, 4u << 20, err);
+    core_free(path);
+    return rc;
+}
+
+int eng_state_kubeconfig_remove(eng_state *st, const char *ns, const char *name, berth_error **err)
+{
+    char *path = NULL;
+    int rc;
+    BERTH_ARG_CHECK(st);
+    if ((rc = object_path(&path, st, "inventory", NULL, ns, name, ".kubeconfig", err)) < 0)
         return rc;
     rc = remove_file(path, err);
     core_free(path);

@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include <berth/buf.h>
 #include <berth/error.h>
 
 /* ---- inventory ---- */
@@ -51,11 +52,15 @@ typedef struct eng_inventory {
     size_t len;
     size_t cap;
     eng_inv_prune prune; /* "prune": true|false in the file; recorded by each apply */
+    char *cluster;       /* "cluster" in the file: the API server URL of the remote cluster (the
+                            Kustomization's spec.kubeConfig) the entries were applied to, whose
+                            kubeconfig is kept beside the inventory (eng_state_kubeconfig_write);
+                            NULL: the engine's own target */
 } eng_inventory;
 
 #define ENG_INVENTORY_INIT                                                                         \
     {                                                                                              \
-        NULL, 0, 0, ENG_INV_PRUNE_UNKNOWN                                                          \
+        NULL, 0, 0, ENG_INV_PRUNE_UNKNOWN, NULL                                                    \
     }
 
 /** An inventory id taken apart. Every field is heap (eng_objid_dispose). */
@@ -225,8 +230,21 @@ int eng_state_inventory_read(eng_inventory *out, eng_state *st, const char *ns, 
 /** Write it atomically, sorted by id (inv is not changed). Returns 0, EINVAL, EIO, ENOMEM. */
 int eng_state_inventory_write(eng_state *st, const char *ns, const char *name,
                               const eng_inventory *inv, berth_error **err);
-/** Remove an inventory (absent is fine). */
+/** Remove an inventory and its kubeconfig (absent is fine). */
 int eng_state_inventory_remove(eng_state *st, const char *ns, const char *name, berth_error **err);
+/**
+ * Keep the kubeconfig (bytes of a spec.kubeConfig Secret) the inventory's objects were applied
+ * with, as STATE/inventory/<ns>/<name>.kubeconfig (0600, atomic; not rewritten when unchanged),
+ * so pruning after the Secret changed or went away, and garbage collection, reach the cluster
+ * that holds them. Returns 0, BERTH_EIO, BERTH_ENOMEM.
+ */
+int eng_state_kubeconfig_write(eng_state *st, const char *ns, const char *name, const void *data,
+                               size_t len, berth_error **err);
+/** Read it into out (a secret: wipe it). Returns 0, BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENOMEM. */
+int eng_state_kubeconfig_read(berth_buf *out, eng_state *st, const char *ns, const char *name,
+                              berth_error **err);
+/** Remove it (absent is fine). */
+int eng_state_kubeconfig_remove(eng_state *st, const char *ns, const char *name, berth_error **err);
 
 /** An event (strings borrowed). */
 typedef struct eng_event {

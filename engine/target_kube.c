@@ -41,6 +41,7 @@ typedef struct kube_target {
     eng_target base; /* first: the vtable */
     eng_kube *k;
     char *ks_ns, *ks_name, *sa;
+    char *server; /* the API server's URL, for messages and the inventory's cluster */
     bool force;
     int64_t timeout_ms;
 } kube_target;
@@ -1135,27 +1136,30 @@ static void kube_free(eng_target *base)
 {
     kube_target *t = (kube_target *)base;
     eng_kube_free(t->k);
+    core_free(t->server);
     core_free(t->ks_ns);
     core_free(t->ks_name);
     core_free(t->sa);
     core_free(t);
 }
 
-int eng_target_kube_new(eng_target **out, const char *kubeconfig, const char *context,
-                        berth_error **err)
+int eng_target_kube_from_config(eng_target **out, eng_kube_config *cfg, berth_error **err)
 {
-    eng_kube_config *cfg = NULL;
     kube_target *t;
     int rc;
-    BERTH_ARG_CHECK(out);
+    BERTH_ARG_CHECK(out && cfg);
     *out = NULL;
-    if ((rc = eng_kube_config_load(&cfg, kubeconfig, context, err)) < 0)
-        return rc;
     if (!(t = core_calloc(1, sizeof(*t)))) {
         eng_kube_config_free(cfg);
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
     }
+    if (!(t->server = core_strdup(cfg->server ? cfg->server : ""))) {
+        eng_kube_config_free(cfg);
+        core_free(t);
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
     if ((rc = eng_kube_new(&t->k, cfg, err)) < 0) {
+        core_free(t->server);
         core_free(t);
         return rc;
     }
@@ -1169,4 +1173,23 @@ int eng_target_kube_new(eng_target **out, const char *kubeconfig, const char *co
     t->base.scope = kube_scope;
     *out = &t->base;
     return 0;
+}
+
+int eng_target_kube_new(eng_target **out, const char *kubeconfig, const char *context,
+                        berth_error **err)
+{
+    eng_kube_config *cfg = NULL;
+    int rc;
+    BERTH_ARG_CHECK(out);
+    *out = NULL;
+    if ((rc = eng_kube_config_load(&cfg, kubeconfig, context, err)) < 0)
+        return rc;
+    return eng_target_kube_from_config(out, cfg, err);
+}
+
+const char *eng_target_kube_server(const eng_target *t)
+{
+    if (!t || !t->name || strcmp(t->name, "kube") != 0 || t->plan != kube_plan)
+        return NULL;
+    return ((const kube_target *)t)->server;
 }

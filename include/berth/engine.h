@@ -79,6 +79,12 @@ typedef struct berth_engine_opts {
      * "berth-leader" in leader_election_namespace (NULL: the kubeconfig's or the pod's) */
     bool leader_elect;
     const char *leader_election_namespace;
+    /* Kustomizations with spec.kubeConfig (a kubeconfig in a Secret, applied to that cluster):
+     * let that kubeconfig run an exec credential plugin / skip TLS verification (Flux's
+     * --insecure-kubeconfig-exec and --insecure-kubeconfig-tls); refused by default. Local file
+     * paths in such a kubeconfig are always refused. */
+    bool insecure_kubeconfig_exec;
+    bool insecure_kubeconfig_tls;
 } berth_engine_opts;
 #define BERTH_ENGINE_OPTS_VERSION 1
 #define BERTH_ENGINE_OPTS_INIT                                                                     \

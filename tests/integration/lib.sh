@@ -410,30 +410,41 @@ start_token_server() {
 
 # Start testdata/kubeapi/server.py over HTTPS with bearer token TOKEN (make_pki first); extra
 # arguments go to the server. Sets KD (its dir: server.log, requests.log), KPID and KAPI.
+# KUBEAPI_NAME (default kubeapi) names its directory, so several servers can run at once (two
+# clusters); each call overwrites KD, KPID and KAPI, so save them before starting another.
 start_kubeapi_tls() { # TOKEN [SERVER_FLAGS...]
     local token=$1
     shift
-    KD=$T/kubeapi
+    KD=$T/${KUBEAPI_NAME:-kubeapi}
     mkdir -p "$KD"
-    spawn kubeapi "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
+    spawn "${KUBEAPI_NAME:-kubeapi}" "$KD/server.log" "$PYTHON" "$TESTDATA/kubeapi/server.py" --port 0 \
         --port-file "$KD/port" --log "$KD/requests.log" --tls-cert "$SERVER_CERT" \
         --tls-key "$SERVER_KEY" --token "$token" "$@"
     KPID=$SPAWNED
-    wait_until kubeapi "$KPID" "$KD/server.log" test -s "$KD/port"
+    wait_until "${KUBEAPI_NAME:-kubeapi}" "$KPID" "$KD/server.log" test -s "$KD/port"
     KAPI=https://127.0.0.1:$(cat "$KD/port")
-    wait_until kubeapi "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
+    wait_until "${KUBEAPI_NAME:-kubeapi}" "$KPID" "$KD/server.log" _http_answers "$KAPI/healthz" --cacert "$CA_FILE"
 }
 
-# Write to FILE a kubeconfig for $KAPI (CA from make_pki) with user token-user (TOKEN) in the
-# current context "it".
-write_token_kubeconfig() { # FILE TOKEN
+# find_kubectl: KUBECTL = $KUBECTL, else the kubectl scripts/get-kubectl.sh provides (cached in
+# $BERTH_KUBECTL_CACHE or ~/.cache/berth/kubectl), else empty (the caller skips what needs it).
+find_kubectl() {
+    KUBECTL=${KUBECTL:-}
+    [ -n "$KUBECTL" ] ||
+        KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$_IT_KUBECTL_CACHE" 2>/dev/null) ||
+        KUBECTL=""
+}
+
+# Write to FILE a kubeconfig for SERVER (default $KAPI; CA from make_pki) with user token-user
+# (TOKEN) in the current context "it".
+write_token_kubeconfig() { # FILE TOKEN [SERVER]
     cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: it
   cluster:
-    server: $KAPI/
+    server: ${3:-$KAPI}/
     certificate-authority-data: $(base64 -w0 "$CA_FILE")
 users:
 - name: token-user
@@ -733,6 +744,8 @@ if [ -z "${BERTH:-}" ] || [ ! -x "$BERTH" ]; then
     exit 1
 fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it.XXXXXX")
+# where scripts/get-kubectl.sh keeps kubectl (read before HOME moves into $T)
+_IT_KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 trap _cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -11,14 +11,10 @@
 # the Flux CRs over 5 s idle, a change reaches the store within 2 s, a 410 after a gap lists
 # again (a change and a deletion made in the gap arrive), a dropped watch resumes with its
 # resourceVersion and no LIST; SIGTERM stops the run within 3 s.
-KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
 
-KUBECTL=${KUBECTL:-}
-if [ -z "$KUBECTL" ]; then
-    KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$KUBECTL_CACHE" 2>/dev/null) || KUBECTL=""
-fi
+find_kubectl
 [ -n "$KUBECTL" ] || skip "kubectl not available (scripts/get-kubectl.sh)"
 
 make_pki

@@ -7,14 +7,10 @@
 # version updates and prunes; health waits for a custom resource to become Ready and fails
 # naming it; three bad inputs (no kind, no namespace, unknown kind) fail clearly and prune
 # nothing; a client certificate context (--context) works too.
-KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
 
-KUBECTL=${KUBECTL:-}
-if [ -z "$KUBECTL" ]; then
-    KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$KUBECTL_CACHE" 2>/dev/null) || KUBECTL=""
-fi
+find_kubectl
 
 make_pki
 TOKEN=kube-target-it-token

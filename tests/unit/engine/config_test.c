@@ -381,6 +381,72 @@ static void config_unsupported_field_says_berth_does_not_support_it(void **state
     eng_config_free(cfg);
 }
 
+#define KS_KUBECONFIG_HEAD                                                                         \
+    "apiVersion: kustomize.toolkit.fluxcd.io/v1\n"                                                 \
+    "kind: Kustomization\n"                                                                        \
+    "metadata: {name: remote, namespace: apps}\n"                                                  \
+    "spec:\n"                                                                                      \
+    "  interval: 1m\n"                                                                             \
+    "  prune: true\n"                                                                              \
+    "  sourceRef: {kind: OCIRepository, name: app}\n"
+
+static void config_kustomization_reads_kubeconfig_secret_ref(void **state)
+{
+    (void)state;
+    const eng_kustomization *k;
+    eng_config *cfg;
+
+    cfg = parse(KS_KUBECONFIG_HEAD "  kubeConfig:\n"
+                                   "    secretRef: {name: prod-kubeconfig, key: config}\n");
+    assert_int_equal(cfg->errors_len, 0);
+    assert_non_null(k = eng_config_find_kustomization(cfg, "apps", "remote"));
+    assert_string_equal(k->kubeconfig_secret, "prod-kubeconfig");
+    assert_string_equal(k->kubeconfig_key, "config");
+    eng_config_free(cfg);
+    cfg = parse(KS_KUBECONFIG_HEAD "  kubeConfig: {secretRef: {name: other}}\n");
+    assert_non_null(k = eng_config_find_kustomization(cfg, "apps", "remote"));
+    assert_string_equal(k->kubeconfig_secret, "other");
+    assert_null(k->kubeconfig_key); /* the reconciler tries "value", then "value.yaml" */
+    eng_config_free(cfg);
+    cfg = parse(KS_KUBECONFIG_HEAD);
+    assert_non_null(k = eng_config_find_kustomization(cfg, "apps", "remote"));
+    assert_null(k->kubeconfig_secret);
+    eng_config_free(cfg);
+}
+
+static void config_kubeconfig_configmap_ref_is_refused_with_its_line(void **state)
+{
+    (void)state;
+    eng_config *cfg = parse(KS_KUBECONFIG_HEAD "  kubeConfig:\n"
+                                               "    configMapRef: {name: workload-identity}\n");
+    const eng_config_error *e = only_error(cfg);
+    assert_int_equal(e->code, BERTH_EUNSUPPORTED);
+    assert_int_equal(e->line, 9);
+    assert_string_equal(e->message,
+                        "field \"spec.kubeConfig.configMapRef\" is not supported by berth");
+    assert_contains(e->text, "inline.yaml:9:");
+    assert_contains(e->text, "Kustomization/apps/remote");
+    assert_null(eng_config_find_kustomization(cfg, "apps", "remote"));
+    eng_config_free(cfg);
+}
+
+static void config_kubeconfig_needs_a_secret_ref_with_a_name(void **state)
+{
+    (void)state;
+    eng_config *cfg = parse(KS_KUBECONFIG_HEAD "  kubeConfig: {}\n");
+    const eng_config_error *e = only_error(cfg);
+    assert_contains(e->message, "missing required field \"spec.kubeConfig.secretRef\"");
+    eng_config_free(cfg);
+    cfg = parse(KS_KUBECONFIG_HEAD "  kubeConfig: {secretRef: {key: value}}\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "missing required field \"spec.kubeConfig.secretRef.name\"");
+    eng_config_free(cfg);
+    cfg = parse(KS_KUBECONFIG_HEAD "  kubeConfig: {secretRef: {name: a, namespace: b}}\n");
+    e = only_error(cfg);
+    assert_contains(e->message, "unknown field \"spec.kubeConfig.secretRef.namespace\"");
+    eng_config_free(cfg);
+}
+
 static void config_duplicate_object_names_both_files_and_drops_it(void **state)
 {
     (void)state;
@@ -840,6 +906,9 @@ int main(void)
         cmocka_unit_test(config_bad_duration_names_the_field_and_the_text),
         cmocka_unit_test(config_invalid_base64_names_the_key_not_the_value),
         cmocka_unit_test(config_unsupported_field_says_berth_does_not_support_it),
+        cmocka_unit_test(config_kustomization_reads_kubeconfig_secret_ref),
+        cmocka_unit_test(config_kubeconfig_configmap_ref_is_refused_with_its_line),
+        cmocka_unit_test(config_kubeconfig_needs_a_secret_ref_with_a_name),
         cmocka_unit_test(config_duplicate_object_names_both_files_and_drops_it),
         cmocka_unit_test(config_duplicate_of_an_invalid_object_still_drops_both),
         cmocka_unit_test(config_syntax_error_keeps_earlier_objects_and_marks_incomplete),

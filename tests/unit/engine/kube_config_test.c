@@ -171,6 +171,98 @@ static void test_errors_name_the_entry(void **state)
 }
 
 /* $KUBECONFIG lists files; the first that defines an entry wins, missing files are skipped. */
+/* The shared kubeconfig with current-context set to context, as a Secret would hold it. */
+static int from_secret(eng_kube_config **out, const char *context,
+                       const eng_kube_secret_policy *policy, char **msg_out)
+{
+    const char *at = strstr(kubeconfig, "current-context: prod\n");
+    char *text = core_sprintf("%.*scurrent-context: %s\n%s", (int)(at - kubeconfig), kubeconfig,
+                              context, at + strlen("current-context: prod\n"));
+    berth_error *e = NULL;
+    int rc;
+    assert_non_null(text);
+    rc = eng_kube_config_from_secret(out, text, strlen(text),
+                                     "kubeConfig Secret \"apps/remote\" key \"value\"", policy, &e);
+    *msg_out = rc < 0 ? berth_error_text(e) : NULL;
+    berth_error_free(e);
+    core_free(text);
+    return rc;
+}
+
+static void test_secret_kubeconfig_inline_credentials_are_accepted(void **state)
+{
+    eng_kube_config *c = NULL;
+    char *msg = NULL;
+    (void)state;
+    assert_int_equal(from_secret(&c, "prod", NULL, &msg), 0);
+    assert_string_equal(c->server, "https://10.0.0.1:6443");
+    assert_string_equal(c->token, "s3cret");
+    eng_kube_config_free(c);
+    assert_int_equal(from_secret(&c, "inline", NULL, &msg), 0);
+    assert_string_equal(c->key_pem, "KEY\n");
+    eng_kube_config_free(c);
+}
+
+static void test_secret_kubeconfig_refuses_exec_unless_allowed(void **state)
+{
+    eng_kube_secret_policy allow = {.allow_exec = true};
+    eng_kube_config *c = NULL;
+    char *msg = NULL;
+    (void)state;
+    assert_int_equal(from_secret(&c, "plugin", NULL, &msg), BERTH_EDENIED);
+    assert_null(c);
+    assert_non_null(strstr(msg, "kubeConfig Secret \"apps/remote\""));
+    assert_non_null(strstr(msg, "exec credential plugin (\"get-token\")"));
+    assert_non_null(strstr(msg, "--insecure-kubeconfig-exec"));
+    free(msg);
+    assert_int_equal(from_secret(&c, "plugin", &allow, &msg), 0);
+    assert_string_equal(c->exec_command, "get-token");
+    eng_kube_config_free(c);
+}
+
+static void test_secret_kubeconfig_refuses_local_files_and_insecure_tls(void **state)
+{
+    eng_kube_secret_policy allow_all = {.allow_exec = true, .allow_insecure_tls = true};
+    eng_kube_config *c = NULL;
+    char *msg = NULL;
+    (void)state;
+    /* dev: client-certificate, client-key and certificate-authority are paths */
+    assert_int_equal(from_secret(&c, "dev", &allow_all, &msg), BERTH_EDENIED);
+    assert_null(c);
+    assert_non_null(strstr(msg, "kubeConfig Secret \"apps/remote\""));
+    assert_non_null(strstr(msg, "names a local file (client-certificate)"));
+    free(msg);
+    {
+        static const char insecure[] =
+            "current-context: x\n"
+            "clusters: [{name: c, cluster: {server: https://r:6443, insecure-skip-tls-verify: "
+            "true}}]\n"
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u}}]\n";
+        static const char token_file[] =
+            "current-context: x\n"
+            "clusters: [{name: c, cluster: {server: https://r:6443}}]\n"
+            "users: [{name: u, user: {tokenFile: /var/run/token}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u}}]\n";
+        berth_error *e = NULL;
+        assert_int_equal(eng_kube_config_from_secret(&c, insecure, strlen(insecure), "S", NULL, &e),
+                         BERTH_EDENIED);
+        assert_non_null(strstr(berth_error_message(e), "--insecure-kubeconfig-tls"));
+        berth_error_free(e);
+        e = NULL;
+        assert_int_equal(
+            eng_kube_config_from_secret(&c, insecure, strlen(insecure), "S", &allow_all, &e), 0);
+        assert_true(c->insecure);
+        eng_kube_config_free(c);
+        c = NULL;
+        assert_int_equal(
+            eng_kube_config_from_secret(&c, token_file, strlen(token_file), "S", &allow_all, &e),
+            BERTH_EDENIED);
+        assert_non_null(strstr(berth_error_message(e), "local file (tokenFile)"));
+        berth_error_free(e);
+    }
+}
+
 static void test_kubeconfig_env_list(void **state)
 {
     char *dir = NULL, *a, *b, *list;
@@ -316,6 +408,9 @@ int main(void)
         cmocka_unit_test(test_inline_client_certificate),
         cmocka_unit_test(test_exec_plugin),
         cmocka_unit_test(test_errors_name_the_entry),
+        cmocka_unit_test(test_secret_kubeconfig_inline_credentials_are_accepted),
+        cmocka_unit_test(test_secret_kubeconfig_refuses_exec_unless_allowed),
+        cmocka_unit_test(test_secret_kubeconfig_refuses_local_files_and_insecure_tls),
         cmocka_unit_test(test_kubeconfig_env_list),
         cmocka_unit_test(test_in_cluster),
         cmocka_unit_test(test_kind_order_and_stages),

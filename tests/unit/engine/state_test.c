@@ -294,6 +294,43 @@ static void inventory_records_prune_on_removal_and_reads_old_files_as_unknown(vo
     eng_state_free(st);
 }
 
+static void inventory_records_its_cluster_and_keeps_the_kubeconfig_beside_it(void **state)
+{
+    const char *dir = *state;
+    eng_state *st = open_state(dir, NULL);
+    eng_inventory inv = ENG_INVENTORY_INIT, back;
+    berth_buf kc = BERTH_BUF_INIT;
+    json_t *status = json_object();
+    char *path = core_sprintf("%s/inventory/apps/web.kubeconfig", dir);
+    struct stat sb;
+
+    assert_int_equal(eng_inventory_add(&inv, "apps_web__Service", "v1", NULL, NULL), 0);
+    assert_non_null(inv.cluster = core_strdup("https://remote:6443"));
+    assert_int_equal(eng_state_inventory_write(st, "apps", "web", &inv, NULL), 0);
+    assert_int_equal(eng_state_inventory_read(&back, st, "apps", "web", NULL), 0);
+    assert_string_equal(back.cluster, "https://remote:6443");
+    eng_inventory_dispose(&back);
+    /* Flux's status shape: never the cluster */
+    assert_int_equal(eng_status_set_inventory(status, &inv, NULL), 0);
+    assert_non_null(json_object_get(json_object_get(status, "inventory"), "entries"));
+    assert_null(json_object_get(json_object_get(status, "inventory"), "cluster"));
+    assert_int_equal(eng_state_kubeconfig_read(&kc, st, "apps", "web", NULL), BERTH_ENOTFOUND);
+    assert_int_equal(eng_state_kubeconfig_write(st, "apps", "web", "kc-bytes", 8, NULL), 0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(eng_state_kubeconfig_read(&kc, st, "apps", "web", NULL), 0);
+    assert_int_equal(kc.len, 8);
+    assert_memory_equal(kc.ptr, "kc-bytes", 8);
+    /* removing the inventory removes its kubeconfig */
+    assert_int_equal(eng_state_inventory_remove(st, "apps", "web", NULL), 0);
+    assert_int_equal(stat(path, &sb), -1);
+    berth_buf_dispose(&kc);
+    core_free(path);
+    json_decref(status);
+    eng_inventory_dispose(&inv);
+    eng_state_free(st);
+}
+
 static void inventory_add_replaces_the_same_id(void **state)
 {
     (void)state;
@@ -602,6 +639,7 @@ int main(void)
         DIR_TEST(state_artifact_dir_is_created_owner_only),
         DIR_TEST(state_inventory_is_written_sorted_and_read_back),
         DIR_TEST(inventory_records_prune_on_removal_and_reads_old_files_as_unknown),
+        DIR_TEST(inventory_records_its_cluster_and_keeps_the_kubeconfig_beside_it),
         cmocka_unit_test(inventory_add_replaces_the_same_id),
         cmocka_unit_test(inventory_diff_ignores_versions),
         cmocka_unit_test(objid_round_trips_flux_ids),
