@@ -14,6 +14,7 @@
  * every Flux object of the cluster with it (deleting a CRD deletes all its objects).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -276,5 +277,178 @@ out:
     eng_plan_dispose(&plan);
     eng_inventory_dispose(&inv);
     eng_target_free(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ uninstall */
+
+#define SYNC_OCI "source.toolkit.fluxcd.io/v1", "OCIRepository"
+#define SYNC_KS "kustomize.toolkit.fluxcd.io/v1", "Kustomization"
+#define GONE_POLL_MS 500
+
+/* One request on path (from apiVersion, kind, ns, name); *code_out the HTTP status (404 ok). */
+static int kube_call(long *code_out, eng_kube *k, const char *method, const char *av,
+                     const char *kind, const char *ns, const char *name, const char *query,
+                     const char *ctype, const char *body, berth_error **err)
+{
+    eng_kube_mapping m = {0};
+    eng_kube_resp r = {0};
+    char *path = NULL, *url = NULL;
+    int rc = eng_kube_map(&m, k, av, kind, err);
+
+    *code_out = 404;
+    if (rc == BERTH_ENOTFOUND && err) { /* the kind is not served: its CRD, the object gone */
+        berth_error_free(*err);
+        *err = NULL;
+    }
+    if (rc < 0)
+        return rc == BERTH_ENOTFOUND ? 0 : rc;
+    if (!(path = eng_kube_path(&m, ns, name)) ||
+        !(url = core_sprintf("%s%s%s", path, query ? "?" : "", query ? query : "")))
+        rc = nomem(err);
+    else if ((rc = eng_kube_do(k, &r, method, url, ctype, body, body ? strlen(body) : 0, err)) ==
+                 0 &&
+             r.code >= 300 && r.code != 404)
+        rc = eng_kube_resp_error(err, &r, path);
+    if (rc == 0)
+        *code_out = r.code;
+    eng_kube_resp_dispose(&r);
+    eng_kube_mapping_dispose(&m);
+    core_free(path);
+    core_free(url);
+    return rc;
+}
+
+/* Suspend the sync CRs: a berth still running then keeps every object when they go. */
+static int suspend_sync(eng_kube *k, berth_error **err)
+{
+    static const char patch[] = "{\"spec\":{\"suspend\":true}}";
+    long code;
+    int rc;
+    if ((rc = kube_call(&code, k, "PATCH", SYNC_KS, NAME, NAME, NULL,
+                        "application/merge-patch+json", patch, err)) < 0 ||
+        (rc = kube_call(&code, k, "PATCH", SYNC_OCI, NAME, NAME, NULL,
+                        "application/merge-patch+json", patch, err)) < 0)
+        return core_error_wrap(err, "suspending the sync objects %s/%s", NAME, NAME);
+    return 0;
+}
+
+/* Delete the berth Deployment in the foreground and wait until it (with its pods) is gone. */
+static int stop_berth(berth_bootstrap_state *st, eng_kube *k, int64_t deadline, berth_error **err)
+{
+    static const char body[] = "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\","
+                               "\"propagationPolicy\":\"Foreground\"}";
+    long code;
+    int rc = kube_call(&code, k, "DELETE", "apps/v1", "Deployment", NAME, "berth", NULL,
+                       "application/json", body, err);
+
+    *st = code == 404 ? BERTH_BOOTSTRAP_ABSENT : BERTH_BOOTSTRAP_REMOVED;
+    while (rc == 0 && code != 404) {
+        if (core_mono_now() >= deadline)
+            return core_error_set(err, BERTH_ETIMEOUT,
+                                  "Deployment/%s/berth: still there (its pods terminating?)", NAME);
+        core_sleep_ms(GONE_POLL_MS);
+        rc = kube_call(&code, k, "GET", "apps/v1", "Deployment", NAME, "berth", NULL, NULL, NULL,
+                       err);
+    }
+    return rc;
+}
+
+/* The inventory of what uninstall removes: deploy/ without the CRDs and the Namespace, the
+ * sync objects and the key Secret. */
+static int uninstall_inventory(eng_inventory *inv, berth_error **err)
+{
+    static const char *const sync_ids[] = {
+        NAME "_" NAME "_kustomize.toolkit.fluxcd.io_Kustomization",
+        NAME "_" NAME "_source.toolkit.fluxcd.io_OCIRepository", NAME "_" NAME "-verify__Secret"};
+    json_t *objects = NULL, *o;
+    char *dir = NULL;
+    const char *tmp = getenv("TMPDIR");
+    size_t i;
+    int rc;
+
+    if ((rc = core_fs_mkdtemp(&dir, tmp && *tmp ? tmp : "/tmp", ".berth-uninstall-", err)) < 0)
+        return rc;
+    if ((rc = eng_bootstrap_kube_stage(dir, err)) < 0 ||
+        (rc = eng_build(&objects, dir, "install", NULL, err)) < 0)
+        goto out;
+    for (i = 0; i < 3 && rc == 0; i++)
+        rc = eng_inventory_add(inv, sync_ids[i], "v1", NULL, err);
+    json_array_foreach(objects, i, o)
+    {
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        char *id = NULL, *version = NULL;
+        if (rc < 0 || !kind || strcmp(kind, "CustomResourceDefinition") == 0 ||
+            strcmp(kind, "Namespace") == 0 || strcmp(kind, "Deployment") == 0)
+            continue;
+        if ((rc = eng_object_id(&id, &version, o, i, err)) == 0)
+            rc = eng_inventory_add(inv, id, version, NULL, err);
+        core_free(id);
+        core_free(version);
+    }
+out:
+    json_decref(objects);
+    berth_bootstrap_unstage(dir);
+    return rc;
+}
+
+static int add_object(berth_bootstrap_object **objs, size_t *n, const char *subject,
+                      const char *action, berth_error **err)
+{
+    berth_bootstrap_object *grown = core_realloc(*objs, (*n + 1) * sizeof(**objs));
+    if (!grown)
+        return nomem(err);
+    *objs = grown;
+    grown[*n].subject = core_strdup(subject);
+    grown[*n].action = core_strdup(action);
+    if (!grown[(*n)++].subject || !grown[*n - 1].action)
+        return nomem(err);
+    return 0;
+}
+
+int berth_bootstrap_kube_uninstall(berth_bootstrap_object **objs_out, size_t *n_out,
+                                   const berth_bootstrap_kube_opts *ko, berth_error **err)
+{
+    eng_target_scope scope = {.ks_ns = NAME, .ks_name = NAME};
+    eng_inventory inv = ENG_INVENTORY_INIT;
+    eng_kube_config *cfg = NULL;
+    berth_bootstrap_state dep = BERTH_BOOTSTRAP_ABSENT;
+    eng_kube *k = NULL;
+    eng_target *t = NULL;
+    eng_plan pruned;
+    int64_t deadline = core_mono_now() + ko->timeout_ms;
+    int rc;
+
+    BERTH_ARG_CHECK(objs_out && n_out && ko);
+    *objs_out = NULL;
+    *n_out = 0;
+    eng_plan_init(&pruned);
+    if ((rc = uninstall_inventory(&inv, err)) < 0 ||
+        (rc = eng_kube_config_load(&cfg, ko->kubeconfig, ko->context, err)) < 0 ||
+        (rc = eng_kube_new(&k, cfg, err)) < 0 ||
+        (rc = eng_target_kube_new(&t, ko->kubeconfig, ko->context, err)) < 0 ||
+        (rc = eng_target_set_scope(t, &scope, err)) < 0)
+        goto out;
+    if ((rc = suspend_sync(k, err)) < 0 || (rc = stop_berth(&dep, k, deadline, err)) < 0 ||
+        (rc = add_object(objs_out, n_out, "Deployment/" NAME "/berth",
+                         dep == BERTH_BOOTSTRAP_ABSENT ? "absent" : "deleted", err)) < 0)
+        goto out;
+    /* the target's prune: only objects with this Kustomization's owner labels are deleted */
+    rc = eng_target_prune(t, &pruned, &inv, err);
+    for (size_t i = 0; i < pruned.len && rc != BERTH_ENOMEM; i++) {
+        const eng_change *c = &pruned.changes[i];
+        int arc = add_object(objs_out, n_out, c->subject,
+                             c->action == ENG_CHANGE_SKIPPED  ? "skipped"
+                             : c->action == ENG_CHANGE_DELETE ? "deleted"
+                                                              : "unknown",
+                             NULL);
+        if (arc < 0)
+            rc = nomem(err);
+    }
+out:
+    eng_plan_dispose(&pruned);
+    eng_inventory_dispose(&inv);
+    eng_target_free(t);
+    eng_kube_free(k);
     return rc;
 }

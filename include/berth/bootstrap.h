@@ -143,6 +143,20 @@ BERTH_EXTERN int berth_bootstrap_kube_install(berth_bootstrap_object **objs_out,
                                               berth_error **err);
 
 /**
+ * Remove what berth_bootstrap_kube_install installed, keeping the CRDs, the Namespace
+ * berth-system and every object berth applied for DIR: suspend the Kustomization and the
+ * OCIRepository berth-system/berth-system (so a berth still running prunes nothing), delete the
+ * Deployment berth-system/berth in the foreground and wait until it is gone (kopts->timeout_ms),
+ * then delete the sync objects, the key Secret and deploy/'s RBAC objects, each only when it
+ * carries the owner labels of berth-system/berth-system. *objs_out as above, actions
+ * "deleted", "absent", "skipped" (not bootstrap's) or "unknown" (its deletion failed). Returns
+ * 0, BERTH_ETIMEOUT, BERTH_ENET, or the API server's codes.
+ */
+BERTH_EXTERN int berth_bootstrap_kube_uninstall(berth_bootstrap_object **objs_out, size_t *n_out,
+                                                const berth_bootstrap_kube_opts *kopts,
+                                                berth_error **err);
+
+/**
  * Install the host files under root (an existing directory; "/" for this host):
  *   root/etc/berth/sync.yaml          the sync objects without the Secret (0644)
  *   root/etc/berth/verify-key.yaml    the Secret with cosign.pub (0644; removed without a key)

@@ -182,7 +182,32 @@ berth_ok "${BOOT[@]}" --verify-key="$T/keys/cosign.pub" --image=berth:1.1.0 -o j
 assert_eq "unchanged $D2" "$(jq -r '"\(.artifact) \(.digest)"' <<<"$OUT")"
 assert_eq '["unchanged"]' "$(jq -c '[.objects[].action] | unique' <<<"$OUT")" \
     "the same inputs as the push: every object unchanged"
+
+it "uninstall --kube removes berth, keeps the CRDs, the namespace and the workloads"
+# the running berth stops with its Deployment; its stand-in process is stopped by hand first
 kill -TERM "$BPID"
+wait "$BPID" 2>/dev/null || true
+WEB_UID=$(jq -r .metadata.uid <<<"$(kget apps deployments berth-demo web)")
+berth_ok uninstall --kube --kubeconfig="$KCFG" --timeout=30s
+log "$OUT"
+for s in Deployment/berth-system/berth Kustomization/berth-system/berth-system \
+    OCIRepository/berth-system/berth-system Secret/berth-system/berth-system-verify \
+    ClusterRole/berth-controller ClusterRoleBinding/berth-apply ServiceAccount/berth-system/berth \
+    Role/berth-system/berth-leader-election; do
+    assert_match "$OUT" "^object +deleted +$s$"
+done
+assert_eq "" "$(kget apps deployments berth-system berth)" "the berth Deployment is gone"
+assert_eq "" "$(kget kustomize.toolkit.fluxcd.io kustomizations berth-system berth-system)" "the Kustomization is gone"
+assert_eq "" "$(kget rbac.authorization.k8s.io clusterroles "" berth-apply)" "the ClusterRole is gone"
+assert_eq "" "$(kget "" secrets berth-system berth-system-verify)" "the key Secret is gone"
+assert_eq "$WEB_UID" "$(jq -r .metadata.uid <<<"$(kget apps deployments berth-demo web)")" \
+    "the workloads stay"
+assert_ne "" "$(kget apiextensions.k8s.io customresourcedefinitions "" kustomizations.kustomize.toolkit.fluxcd.io)" \
+    "the CRDs stay"
+assert_ne "" "$(kget "" namespaces "" berth-system)" "the namespace stays"
+berth_ok uninstall --kube --kubeconfig="$KCFG" -o json
+assert_eq "absent" "$(jq -r '.objects[0].action' <<<"$OUT")" "the second uninstall finds nothing"
+assert_fails --rc 2 "no --host or --prune" berth uninstall --kube --prune
 
 it "a Deployment that never gets ready: bootstrap times out naming it"
 kill -TERM "$KPID"
