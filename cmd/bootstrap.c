@@ -304,6 +304,20 @@ static int install_kube(boot_ctx *b, bool json, int64_t wait_ms)
     return rc < 0 ? cli_fail(b->cmd, rc, err) : CLI_EXIT_OK;
 }
 
+/* An unreachable or misconfigured cluster fails before anything is pushed. */
+static int kube_check(const cli_cmd *cmd)
+{
+    berth_bootstrap_kube_opts ko = BERTH_BOOTSTRAP_KUBE_OPTS_INIT;
+    berth_error *err = NULL;
+    int rc;
+
+    ko.kubeconfig = cli_str(cmd, "kubeconfig");
+    ko.context = cli_str(cmd, "context");
+    if ((rc = berth_bootstrap_kube_check(&ko, &err)) < 0)
+        return cli_fail(cmd, rc, err);
+    return CLI_CONTINUE;
+}
+
 static char *self_path(void)
 {
     char buf[PATH_MAX];
@@ -328,6 +342,11 @@ static int kube_flags_check(const cli_cmd *cmd, int64_t *wait_ms_out)
         return CLI_CONTINUE;
     if (cli_str(cmd, "host"))
         return cli_usage_error(cmd, "--kube and --host: give one of them");
+    if (cli_str(cmd, "verify-key") && !cli_str(cmd, "sign-key"))
+        return cli_usage_error(cmd,
+                               "--kube --verify-key=\"%s\" needs --sign-key: the artifact "
+                               "pushed would not be signed with it",
+                               cli_str(cmd, "verify-key"));
     if (!cli_str(cmd, "path"))
         return cli_usage_error(cmd, "--kube needs --path=DIR (the artifact holds berth's own "
                                     "install)");
@@ -485,6 +504,8 @@ int cli_bootstrap(int argc, char **argv)
         code = cli_fail(&cmd, rc, err);
         goto out;
     }
+    if (b.opts.kube && !cli_bool(&cmd, "push-only") && (code = kube_check(&cmd)) != CLI_CONTINUE)
+        goto out;
     if ((rc = cli_client_new(&b.client, &cmd, NULL, NULL, &err)) < 0) {
         code = cli_fail(&cmd, rc, err);
         goto out;

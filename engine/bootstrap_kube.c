@@ -236,6 +236,36 @@ static int wait_ready(eng_target *t, const json_t *list, const berth_bootstrap_k
     return rc;
 }
 
+int berth_bootstrap_kube_check(const berth_bootstrap_kube_opts *ko, berth_error **err)
+{
+    eng_kube_config *cfg = NULL;
+    eng_kube_resp r = {0};
+    eng_kube *k = NULL;
+    char *server = NULL, *source = NULL;
+    int rc;
+
+    BERTH_ARG_CHECK(ko);
+    if ((rc = eng_kube_config_load(&cfg, ko->kubeconfig, ko->context, err)) < 0)
+        return rc;
+    server = core_strdup(cfg->server ? cfg->server : "");
+    source = core_strdup(cfg->source ? cfg->source : "");
+    if (!server || !source) {
+        eng_kube_config_free(cfg);
+        rc = nomem(err);
+        goto out;
+    }
+    if ((rc = eng_kube_new(&k, cfg, err)) < 0 ||
+        (rc = eng_kube_do(k, &r, "GET", "/version", NULL, NULL, 0, err)) < 0 ||
+        (r.code != 200 && (rc = eng_kube_resp_error(err, &r, "GET /version")) < 0))
+        core_error_wrap(err, "Kubernetes API server %s (%s)", server, source);
+out:
+    eng_kube_resp_dispose(&r);
+    eng_kube_free(k);
+    core_free(server);
+    core_free(source);
+    return rc;
+}
+
 int berth_bootstrap_kube_install(berth_bootstrap_object **objs_out, size_t *n_out,
                                  const char *stage_dir, const berth_bootstrap_kube_opts *ko,
                                  berth_error **err)

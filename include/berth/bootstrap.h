@@ -126,6 +126,15 @@ typedef struct berth_bootstrap_object {
 BERTH_EXTERN void berth_bootstrap_objects_free(berth_bootstrap_object *objs, size_t n);
 
 /**
+ * Check that the cluster of kopts (kubeconfig, context) answers (GET /version with its
+ * credentials), so that bootstrap fails before it pushes. Returns 0, BERTH_ENOTFOUND (no
+ * kubeconfig), BERTH_EINVAL, BERTH_ENET (the message names the server and the kubeconfig),
+ * BERTH_EAUTH / BERTH_EDENIED.
+ */
+BERTH_EXTERN int berth_bootstrap_kube_check(const berth_bootstrap_kube_opts *kopts,
+                                            berth_error **err);
+
+/**
  * Install berth into a cluster from a tree made by berth_bootstrap_stage with opts->kube: build
  * it as the Kustomization berth-system/berth-system will (path "./"), apply every object with
  * server-side apply (field manager "berth", that Kustomization's owner labels), then wait until

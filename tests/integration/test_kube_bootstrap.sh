@@ -52,22 +52,30 @@ it "a wrong --verify-key fails before anything is installed or pushed, naming th
 assert_fails --rc 2 "$T/keys/other.pub" berth "${BOOT[@]}" --verify-key="$T/keys/other.pub"
 assert_contains "$ERR" "is not the public half"
 assert_fails --rc 1 "not found" berth list artifacts "$URL"
-# an artifact signed with cosign.key, then a bootstrap that trusts other.pub only
+# an artifact signed with cosign.key, then a bootstrap that trusts other.pub only (refused: it
+# would push an artifact that other.pub cannot verify)
 berth_ok "${BOOT[@]}" --push-only --image=berth:1.0.0
 assert_contains "$OUT" "artifact  created"
-assert_fails --rc 3 "$T/keys/other.pub" berth bootstrap "$URL:prod" --path="$T/fleet" \
+assert_fails --rc 2 "$T/keys/other.pub" berth bootstrap "$URL:prod" --path="$T/fleet" \
     --interval=2s --verify-key="$T/keys/other.pub" --kube --kubeconfig="$KCFG" --image=berth:1.0.0
-assert_contains "$ERR" "nothing installed"
+assert_contains "$ERR" "needs --sign-key"
 assert_eq "" "$(kget apiextensions.k8s.io customresourcedefinitions "" ocirepositories.source.toolkit.fluxcd.io)" \
     "no CRD after a failed verification"
 assert_eq "" "$(kget "" namespaces "" berth-system)" "no namespace after a failed verification"
 
-it "an unreachable API server fails clearly, nothing else"
+it "an unreachable API server fails clearly, before anything is pushed"
+berth_ok list artifacts "$URL" -o json
+TAGS_BEFORE=$OUT
 sed "s#server: $KAPI/#server: https://127.0.0.1:9/#" "$KCFG" >"$T/kubeconfig.down"
-assert_fails --rc 1 "127.0.0.1:9" berth bootstrap "$URL:prod" --path="$T/fleet" \
-    --sign-key="$T/keys/cosign.key" --interval=2s --kube --kubeconfig="$T/kubeconfig.down" \
-    --image=berth:1.0.0
-log "unreachable: $ERR"
+assert_fails --rc 1 "Kubernetes API server https://127.0.0.1:9" berth bootstrap "$URL:prod" \
+    --path="$T/fleet" --sign-key="$T/keys/cosign.key" --interval=2s --kube \
+    --kubeconfig="$T/kubeconfig.down" --image=berth:1.1.0
+assert_contains "$ERR" "connection refused"
+assert_contains "$ERR" "$T/kubeconfig.down" "names the kubeconfig"
+berth_ok list artifacts "$URL" -o json
+assert_eq "$TAGS_BEFORE" "$OUT" "nothing pushed"
+assert_fails --rc 1 "$T/no-such-kubeconfig" berth bootstrap "$URL:prod" --path="$T/fleet" \
+    --sign-key="$T/keys/cosign.key" --kube --kubeconfig="$T/no-such-kubeconfig"
 
 it "bootstrap --kube (sign and verify keys) installs berth and waits until it is Ready"
 berth_ok "${BOOT[@]}" --verify-key="$T/keys/cosign.pub" --image=berth:1.0.0 --timeout=60s
