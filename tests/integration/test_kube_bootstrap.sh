@@ -13,15 +13,9 @@
 # pushes nothing new; a wrong --verify-key fails before anything is installed, naming the key;
 # an unreachable API server fails clearly; a Deployment that never gets ready times out naming
 # it; `berth uninstall --kube` removes berth and keeps the workloads and the CRDs.
-KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
-
-KUBECTL=${KUBECTL:-}
-if [ -z "$KUBECTL" ]; then
-    KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$KUBECTL_CACHE" 2>/dev/null) || KUBECTL=""
-fi
-[ -n "$KUBECTL" ] || skip "kubectl not available (scripts/get-kubectl.sh)"
+require_kubectl
 
 export BERTH_PASSWORD=kube-bootstrap-it
 make_pki
@@ -30,11 +24,6 @@ start_kubeapi_tls "$TOKEN" --client-ca "$CA_FILE" --rollout-step-ms 50
 KCFG=$T/kubeconfig
 write_token_kubeconfig "$KCFG" "$TOKEN"
 kc() { "$KUBECTL" --kubeconfig "$KCFG" "$@"; }
-kget() { # GROUP RESOURCE NS NAME: the stored object (JSON) or empty
-    curl -fsS --cacert "$CA_FILE" -o "$T/.kget" \
-        "$KAPI/_kubeapi/objects?group=$1&resource=$2&namespace=$3" || fail "kget: cannot read $2"
-    jq -c --arg n "$4" '[.. | objects | select(.metadata?.name? == $n)] | first // empty' "$T/.kget"
-}
 cr() { # RESOURCE: kubectl get -o json of the CR berth-system/berth-system
     kc -n berth-system get "$1" berth-system -o json 2>"$T/.kcerr" || true
 }
@@ -59,9 +48,9 @@ assert_contains "$OUT" "artifact  created"
 assert_fails --rc 2 "$T/keys/other.pub" berth bootstrap "$URL:prod" --path="$T/fleet" \
     --interval=2s --verify-key="$T/keys/other.pub" --kube --kubeconfig="$KCFG" --image=berth:1.0.0
 assert_contains "$ERR" "needs --sign-key"
-assert_eq "" "$(kget apiextensions.k8s.io customresourcedefinitions "" ocirepositories.source.toolkit.fluxcd.io)" \
+assert_eq "" "$(kube_object apiextensions.k8s.io customresourcedefinitions "" ocirepositories.source.toolkit.fluxcd.io)" \
     "no CRD after a failed verification"
-assert_eq "" "$(kget "" namespaces "" berth-system)" "no namespace after a failed verification"
+assert_eq "" "$(kube_object "" namespaces "" berth-system)" "no namespace after a failed verification"
 
 it "an unreachable API server fails clearly, before anything is pushed"
 berth_ok list artifacts "$URL" -o json
@@ -195,7 +184,7 @@ it "uninstall --kube removes berth, keeps the CRDs, the namespace and the worklo
 # the running berth stops with its Deployment; its stand-in process is stopped by hand first
 kill -TERM "$BPID"
 wait "$BPID" 2>/dev/null || true
-WEB_UID=$(jq -r .metadata.uid <<<"$(kget apps deployments berth-demo web)")
+WEB_UID=$(jq -r .metadata.uid <<<"$(kube_object apps deployments berth-demo web)")
 berth_ok uninstall --kube --kubeconfig="$KCFG" --timeout=30s
 log "$OUT"
 for s in Deployment/berth-system/berth Kustomization/berth-system/berth-system \
@@ -204,15 +193,15 @@ for s in Deployment/berth-system/berth Kustomization/berth-system/berth-system \
     Role/berth-system/berth-leader-election; do
     assert_match "$OUT" "^object +deleted +$s$"
 done
-assert_eq "" "$(kget apps deployments berth-system berth)" "the berth Deployment is gone"
-assert_eq "" "$(kget kustomize.toolkit.fluxcd.io kustomizations berth-system berth-system)" "the Kustomization is gone"
-assert_eq "" "$(kget rbac.authorization.k8s.io clusterroles "" berth-apply)" "the ClusterRole is gone"
-assert_eq "" "$(kget "" secrets berth-system berth-system-verify)" "the key Secret is gone"
-assert_eq "$WEB_UID" "$(jq -r .metadata.uid <<<"$(kget apps deployments berth-demo web)")" \
+assert_eq "" "$(kube_object apps deployments berth-system berth)" "the berth Deployment is gone"
+assert_eq "" "$(kube_object kustomize.toolkit.fluxcd.io kustomizations berth-system berth-system)" "the Kustomization is gone"
+assert_eq "" "$(kube_object rbac.authorization.k8s.io clusterroles "" berth-apply)" "the ClusterRole is gone"
+assert_eq "" "$(kube_object "" secrets berth-system berth-system-verify)" "the key Secret is gone"
+assert_eq "$WEB_UID" "$(jq -r .metadata.uid <<<"$(kube_object apps deployments berth-demo web)")" \
     "the workloads stay"
-assert_ne "" "$(kget apiextensions.k8s.io customresourcedefinitions "" kustomizations.kustomize.toolkit.fluxcd.io)" \
+assert_ne "" "$(kube_object apiextensions.k8s.io customresourcedefinitions "" kustomizations.kustomize.toolkit.fluxcd.io)" \
     "the CRDs stay"
-assert_ne "" "$(kget "" namespaces "" berth-system)" "the namespace stays"
+assert_ne "" "$(kube_object "" namespaces "" berth-system)" "the namespace stays"
 berth_ok uninstall --kube --kubeconfig="$KCFG" -o json
 assert_eq "absent" "$(jq -r '.objects[0].action' <<<"$OUT")" "the second uninstall finds nothing"
 assert_fails --rc 2 "no --host or --prune" berth uninstall --kube --prune
