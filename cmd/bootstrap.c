@@ -462,7 +462,7 @@ int cli_bootstrap(int argc, char **argv)
         (code = load_pub(&b, skey)) != CLI_CONTINUE)
         goto out;
     if (b.pub.len == 0)
-        fputs("berth: warning: no --verify-key or --sign-key: the host will not verify "
+        fputs("berth: warning: no --verify-key or --sign-key: berth will not verify "
               "signatures\n",
               stderr);
     url = cli_xmalloc(strlen(b.ref.registry) + strlen(b.ref.repository) + 8);
