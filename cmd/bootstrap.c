@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <berth/bootstrap.h>
@@ -27,6 +28,7 @@ typedef struct boot_ctx {
     char digest[72];       /* the artifact's digest */
     const char *art_state; /* "created", "updated", "unchanged", NULL: not pushed */
     bool verified;
+    char *stage; /* the pushed tree (--kube installs it), or NULL */
 } boot_ctx;
 
 int cli_systemctl(const char *const *args, bool quiet)
@@ -95,7 +97,7 @@ static int push(boot_ctx *b, const berth_sign_privkey *skey)
     berth_push_result res = {.repository = NULL};
     const char *tmp = getenv("TMPDIR");
     berth_error *err = NULL;
-    char *old = NULL, *stage = NULL;
+    char *old = NULL;
     int rc, code = CLI_CONTINUE;
 
     rc = berth_oci_manifest_head(&old, NULL, b->client, &b->ref, &err);
@@ -104,13 +106,13 @@ static int push(boot_ctx *b, const berth_sign_privkey *skey)
         err = NULL;
         rc = 0;
     }
-    if (rc < 0 || (rc = berth_bootstrap_stage(&stage, cli_str(b->cmd, "path"),
+    if (rc < 0 || (rc = berth_bootstrap_stage(&b->stage, cli_str(b->cmd, "path"),
                                               tmp && *tmp ? tmp : "/tmp", &b->opts, &err)) < 0)
         goto out;
     popts.source = cli_str(b->cmd, "source");
     popts.revision = cli_str(b->cmd, "revision");
     popts.reproducible = true;
-    if ((rc = berth_artifact_push(&res, b->client, &b->ref, stage, &popts, &err)) < 0)
+    if ((rc = berth_artifact_push(&res, b->client, &b->ref, b->stage, &popts, &err)) < 0)
         goto out;
     snprintf(b->digest, sizeof(b->digest), "%s", res.digest);
     b->art_state = !old ? "created" : strcmp(old, res.digest) == 0 ? "unchanged" : "updated";
@@ -126,7 +128,6 @@ static int push(boot_ctx *b, const berth_sign_privkey *skey)
             code = CLI_CONTINUE;
     }
 out:
-    berth_bootstrap_unstage(stage);
     berth_push_result_dispose(&res);
     free(old);
     return rc < 0 ? cli_fail(b->cmd, rc, err) : code;
@@ -157,8 +158,13 @@ static int check_artifact(boot_ctx *b)
     trust.n_keys = 1;
     vopts.trust = &trust;
     rc = berth_signatures_verify(&res, b->client, &b->ref, &vopts, &err);
-    if (rc == BERTH_EVERIFY)
+    if (rc == BERTH_EVERIFY) {
         cli_verify_print(stderr, &res);
+        fprintf(stderr,
+                "berth: the artifact is not signed with --verify-key \"%s\": nothing "
+                "installed\n",
+                b->key_name);
+    }
     if (rc == 0) {
         snprintf(b->digest, sizeof(b->digest), "%s", res.digest);
         b->verified = true;
@@ -201,8 +207,9 @@ static const char *service(const cli_cmd *cmd, const char *root, bool changed, b
     return "enabled";
 }
 
+/* The JSON result; open: leave the object unclosed for more members. */
 static void print_json(const boot_ctx *b, const berth_bootstrap_file *files, size_t n,
-                       const char *svc)
+                       const char *svc, bool close)
 {
     fputs("{\n  \"url\": ", stdout);
     cli_json_str(stdout, b->opts.url);
@@ -221,7 +228,7 @@ static void print_json(const boot_ctx *b, const berth_bootstrap_file *files, siz
     }
     fputs(n ? "\n  ],\n  \"service\": " : "],\n  \"service\": ", stdout);
     cli_json_str(stdout, svc);
-    fputs("\n}\n", stdout);
+    fputs(close ? "\n}\n" : "", stdout);
 }
 
 /* Write the host files and start the service; prints what happened. */
@@ -245,9 +252,70 @@ static int install_host(boot_ctx *b, bool json)
     }
     svc = service(b->cmd, root, changed, json);
     if (json)
-        print_json(b, files, n, svc);
+        print_json(b, files, n, svc, true);
     berth_bootstrap_files_free(files, n);
     return svc ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void progress(void *payload, const char *line)
+{
+    (void)payload;
+    fprintf(stderr, "progress  %s\n", line);
+}
+
+/* Apply the pushed tree to the cluster and wait for berth; prints what happened. */
+static int install_kube(boot_ctx *b, bool json, int64_t wait_ms)
+{
+    berth_bootstrap_kube_opts ko = BERTH_BOOTSTRAP_KUBE_OPTS_INIT;
+    berth_bootstrap_object *objs = NULL;
+    berth_error *err = NULL;
+    size_t n = 0;
+    int rc;
+
+    ko.kubeconfig = cli_str(b->cmd, "kubeconfig");
+    ko.context = cli_str(b->cmd, "context");
+    ko.timeout_ms = wait_ms > 100 ? wait_ms : 100; /* one look, then the message */
+    ko.progress = progress;
+    rc = berth_bootstrap_kube_install(&objs, &n, b->stage, &ko, &err);
+    for (size_t i = 0; i < n && !json; i++)
+        printf("object    %-10s %s\n", objs[i].action, objs[i].subject);
+    if (rc == 0 && !json)
+        printf("ready     Deployment/%s/berth and the CRDs (image %s)\n", BERTH_BOOTSTRAP_NAME,
+               b->opts.image ? b->opts.image : BERTH_BOOTSTRAP_IMAGE);
+    if (json) {
+        print_json(b, NULL, 0, NULL, false);
+        printf(",\n  \"ready\": %s,\n  \"objects\": [", rc == 0 ? "true" : "false");
+        for (size_t i = 0; i < n; i++) {
+            const char *keys[2] = {"subject", "action"};
+            const char *vals[2] = {objs[i].subject, objs[i].action};
+            fputs(i ? ",\n" : "\n", stdout);
+            cli_json_object(stdout, 4, keys, vals, 2);
+        }
+        fputs(n ? "\n  ]\n}\n" : "]\n}\n", stdout);
+    }
+    berth_bootstrap_objects_free(objs, n);
+    return rc < 0 ? cli_fail(b->cmd, rc, err) : CLI_EXIT_OK;
+}
+
+/* An unreachable or misconfigured cluster fails before anything is pushed. */
+static int kube_check(const cli_cmd *cmd)
+{
+    berth_bootstrap_kube_opts ko = BERTH_BOOTSTRAP_KUBE_OPTS_INIT;
+    berth_error *err = NULL;
+    int rc;
+
+    ko.kubeconfig = cli_str(cmd, "kubeconfig");
+    ko.context = cli_str(cmd, "context");
+    if ((rc = berth_bootstrap_kube_check(&ko, &err)) < 0)
+        return cli_fail(cmd, rc, err);
+    return CLI_CONTINUE;
 }
 
 static char *self_path(void)
@@ -260,6 +328,35 @@ static char *self_path(void)
     return cli_xstrdup(buf);
 }
 
+/* --kube and its flags: only together, and --kube needs --path; *wait_ms_out from --timeout. */
+static int kube_flags_check(const cli_cmd *cmd, int64_t *wait_ms_out)
+{
+    static const char *const kube_only[] = {"kubeconfig", "context", "image", "push-only"};
+    bool kube = cli_bool(cmd, "kube");
+    int64_t ms = 0;
+
+    for (size_t i = 0; i < sizeof(kube_only) / sizeof(kube_only[0]) && !kube; i++)
+        if (cli_flag_get(cmd, kube_only[i])->set)
+            return cli_usage_error(cmd, "--%s needs --kube", kube_only[i]);
+    if (!kube)
+        return CLI_CONTINUE;
+    if (cli_str(cmd, "host"))
+        return cli_usage_error(cmd, "--kube and --host: give one of them");
+    if (cli_str(cmd, "verify-key") && !cli_str(cmd, "sign-key"))
+        return cli_usage_error(cmd,
+                               "--kube --verify-key=\"%s\" needs --sign-key: the artifact "
+                               "pushed would not be signed with it",
+                               cli_str(cmd, "verify-key"));
+    if (!cli_str(cmd, "path"))
+        return cli_usage_error(cmd, "--kube needs --path=DIR (the artifact holds berth's own "
+                                    "install)");
+    cli_duration_parse(&ms, cli_str(cmd, "timeout")); /* checked by cli_parse */
+    /* 0 (never) waits a day; else end the wait (its last health round can overrun by a poll
+     * interval and a read) early enough to report what is not ready before --timeout fires */
+    *wait_ms_out = ms == 0 ? 86400000 : ms > 6000 ? ms - 3000 : ms / 2;
+    return CLI_CONTINUE;
+}
+
 int cli_bootstrap(int argc, char **argv)
 {
     cli_flag flags[] = {
@@ -268,7 +365,17 @@ int cli_bootstrap(int argc, char **argv)
          .kind = CLI_STR,
          .meta = "ROOT",
          .help = "install the host service under ROOT (/ for this host)"},
-        {.name = "kube", .kind = CLI_BOOL, .help = "install into the current Kubernetes cluster"},
+        {.name = "kube",
+         .kind = CLI_BOOL,
+         .help = "push berth's own install with DIR and install it into the cluster"},
+        CLI_FLAGS_KUBECONFIG,
+        {.name = "image",
+         .kind = CLI_STR,
+         .meta = "REF",
+         .help = "with --kube: berth's image (default " BERTH_BOOTSTRAP_IMAGE ")"},
+        {.name = "push-only",
+         .kind = CLI_BOOL,
+         .help = "with --kube: push (and sign) only; the running berth applies it to itself"},
         {.name = "verify-key",
          .kind = CLI_STR,
          .meta = "PUB",
@@ -302,7 +409,7 @@ int cli_bootstrap(int argc, char **argv)
     cli_cmd cmd = {
         .path = "berth bootstrap",
         .usage = "oci://REG/REPO:TAG [--path=DIR] [--sign-key=KEY] [--verify-key=PUB] "
-                 "[--host=ROOT | --kube] [flags]",
+                 "[--host=ROOT | --kube [--image=REF] [--push-only]] [flags]",
         .summary = "Make a registry artifact the source of a berth install.",
         .details =
             "  --path pushes DIR plus berth-system/ (the OCIRepository following REPO:TAG and\n"
@@ -310,11 +417,17 @@ int cli_bootstrap(int argc, char **argv)
             "  ROOT/etc/berth/{sync,verify-key}.yaml and ROOT/etc/systemd/system/berth.service;\n"
             "  with ROOT=/ and systemd running it enables and (re)starts berth. Without --path\n"
             "  the artifact must be in the registry already (and signed with the key).\n"
+            "  --kube (with --path) adds berth's install (deploy/: CRDs, Namespace, RBAC, the\n"
+            "  Deployment with --image) under berth-system/install/, pushes, then applies it all\n"
+            "  with server-side apply and waits for berth to be Ready (--timeout); --push-only\n"
+            "  stops after the push (an upgrade: the running berth applies it to itself).\n"
             "  Running it again changes only what differs and says what changed.",
         .examples =
             "  berth bootstrap oci://ci.example/fleet:prod --path=./fleet --sign-key=cosign.key\n"
             "  berth bootstrap oci://10.0.0.5:5000/fleet:prod --verify-key=cosign.pub "
-            "--host=/",
+            "--host=/\n"
+            "  berth bootstrap oci://ghcr.io/acme/fleet:prod --path=./fleet --sign-key=cosign.key "
+            "--kube",
         .min_args = 1,
         .max_args = 1,
         .flags = flags};
@@ -323,6 +436,7 @@ int cli_bootstrap(int argc, char **argv)
     berth_sign_privkey *skey = NULL;
     berth_error *err = NULL;
     char *url = NULL, *bin = NULL;
+    int64_t start_ms = mono_ms(), wait_ms = 0;
     bool json;
     int rc, code;
 
@@ -330,13 +444,8 @@ int cli_bootstrap(int argc, char **argv)
     if ((code = cli_parse(&cmd, argc, argv)) != CLI_CONTINUE)
         goto out;
     json = cli_output_format(&cmd) == CLI_OUT_JSON;
-    if (cli_bool(&cmd, "kube")) {
-        code = CLI_EXIT_FAIL;
-        fputs("berth: --kube: installing into a Kubernetes cluster is not yet available "
-              "(the Kubernetes target is not merged); use --host=ROOT\n",
-              stderr);
+    if ((code = kube_flags_check(&cmd, &wait_ms)) != CLI_CONTINUE)
         goto out;
-    }
     if (!cli_str(&cmd, "path") && !cli_str(&cmd, "host")) {
         code = cli_usage_error(&cmd, "nothing to do: give --path=DIR (push), --host=ROOT "
                                      "(install) or both");
@@ -353,7 +462,7 @@ int cli_bootstrap(int argc, char **argv)
         (code = load_pub(&b, skey)) != CLI_CONTINUE)
         goto out;
     if (b.pub.len == 0)
-        fputs("berth: warning: no --verify-key or --sign-key: the host will not verify "
+        fputs("berth: warning: no --verify-key or --sign-key: berth will not verify "
               "signatures\n",
               stderr);
     url = cli_xmalloc(strlen(b.ref.registry) + strlen(b.ref.repository) + 8);
@@ -372,6 +481,8 @@ int cli_bootstrap(int argc, char **argv)
     b.opts.insecure = cli_bool(&cmd, "insecure-registry");
     b.opts.interval = cli_str(&cmd, "interval");
     b.opts.berth_bin = bin;
+    b.opts.kube = cli_bool(&cmd, "kube");
+    b.opts.image = cli_str(&cmd, "image");
     /* bad --interval, ROOT or --berth-bin: fail before anything is pushed */
     if (cli_str(&cmd, "host")) {
         berth_bootstrap_file *files = NULL;
@@ -386,6 +497,8 @@ int cli_bootstrap(int argc, char **argv)
         code = cli_fail(&cmd, rc, err);
         goto out;
     }
+    if (b.opts.kube && !cli_bool(&cmd, "push-only") && (code = kube_check(&cmd)) != CLI_CONTINUE)
+        goto out;
     if ((rc = cli_client_new(&b.client, &cmd, NULL, NULL, &err)) < 0) {
         code = cli_fail(&cmd, rc, err);
         goto out;
@@ -395,14 +508,19 @@ int cli_bootstrap(int argc, char **argv)
     if (b.art_state && !json)
         printf("artifact  %-9s %s:%s@%s\n", b.art_state, url, b.ref.tag, b.digest);
     code = CLI_EXIT_OK;
-    if (cli_str(&cmd, "host")) {
+    if (cli_str(&cmd, "host") || b.opts.kube) {
         if ((code = check_artifact(&b)) != CLI_CONTINUE)
             goto out;
         if (b.verified && !json)
             printf("artifact  verified  %s:%s@%s with %s\n", url, b.ref.tag, b.digest, b.key_name);
+        code = CLI_EXIT_OK;
+    }
+    if (cli_str(&cmd, "host")) {
         code = install_host(&b, json);
+    } else if (b.opts.kube && !cli_bool(&cmd, "push-only")) {
+        code = install_kube(&b, json, wait_ms - (mono_ms() - start_ms));
     } else if (json) {
-        print_json(&b, NULL, 0, NULL);
+        print_json(&b, NULL, 0, NULL, true);
     }
 out:
     berth_sign_privkey_free(skey);
@@ -411,6 +529,7 @@ out:
     berth_buf_dispose(&b.pub);
     free(url);
     free(bin);
+    berth_bootstrap_unstage(b.stage);
     cli_cmd_dispose(&cmd);
     return code;
 }

@@ -273,6 +273,18 @@ int cli_verify(int argc, char **argv);
         .help = "with --sign-key: write a Sigstore bundle referrer instead of a .sig signature"    \
     }
 
+/* --kubeconfig and --context, as `berth bootstrap --kube` and `berth uninstall --kube` take them.
+ */
+#define CLI_FLAGS_KUBECONFIG                                                                       \
+    {.name = "kubeconfig",                                                                         \
+     .kind = CLI_STR,                                                                              \
+     .meta = "PATH",                                                                               \
+     .help = "with --kube (default $KUBECONFIG, in-cluster, ~/.kube/config)"},                     \
+    {                                                                                              \
+        .name = "context", .kind = CLI_STR, .meta = "NAME",                                        \
+        .help = "with --kube: kubeconfig context"                                                  \
+    }
+
 /**
  * Load the private key named by the flag `flag` (cmd/sign.c), asking for its password with
  * cli_password_read. Flag not given: *out = NULL (a usage error if --bundle was given). Returns

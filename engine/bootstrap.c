@@ -61,6 +61,8 @@ static int check_opts(const berth_bootstrap_opts *o, berth_error **err)
         return core_error_set(err, BERTH_EINVAL, "invalid tag \"%s\"", o->tag ? o->tag : "");
     if (o->interval && eng_duration_parse(&ms, o->interval, true, err) < 0)
         return core_error_wrap(err, "--interval");
+    if (o->kube && o->image && eng_bootstrap_image_check(o->image, err) < 0)
+        return BERTH_EINVAL;
     return 0;
 }
 
@@ -442,10 +444,13 @@ int berth_bootstrap_stage(char **dir_out, const char *src_dir, const char *paren
     if ((rc = berth_bootstrap_sync_yaml(&sync, opts, err)) < 0 ||
         (opts->pubkey_pem && (rc = berth_bootstrap_key_yaml(&key, opts, err)) < 0))
         goto out;
-    rc = berth_buf_printf(&kfile,
-                          "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                          "resources:\n  - sync.yaml\n%s",
-                          opts->pubkey_pem ? "  - verify-key.yaml\n" : "");
+    if (opts->kube)
+        rc = eng_bootstrap_kube_kfile(&kfile, opts);
+    else
+        rc = berth_buf_printf(&kfile,
+                              "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                              "resources:\n  - sync.yaml\n%s",
+                              opts->pubkey_pem ? "  - verify-key.yaml\n" : "");
     if (rc < 0) {
         rc = nomem(err);
         goto out;
@@ -464,7 +469,8 @@ int berth_bootstrap_stage(char **dir_out, const char *src_dir, const char *paren
     }
     if ((rc = stage_write(dir, "kustomization.yaml", &kfile, err)) < 0 ||
         (rc = stage_write(dir, "sync.yaml", &sync, err)) < 0 ||
-        (opts->pubkey_pem && (rc = stage_write(dir, "verify-key.yaml", &key, err)) < 0))
+        (opts->pubkey_pem && (rc = stage_write(dir, "verify-key.yaml", &key, err)) < 0) ||
+        (opts->kube && (rc = eng_bootstrap_kube_stage(sys, err)) < 0))
         goto out;
     *dir_out = dir;
     dir = NULL;

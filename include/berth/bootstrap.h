@@ -6,7 +6,9 @@
  * "berth-system" following REG/REPO:TAG (verified with that Secret), and a Kustomization
  * "berth-system" applying the artifact's root. The same bytes go into the artifact, under
  * berth-system/ (with a kustomization.yaml), and onto a host, under ROOT/etc/berth/, beside the
- * systemd unit deploy/host/berth.service (embedded in the library at build time).
+ * systemd unit deploy/host/berth.service (embedded in the library at build time). For a
+ * cluster (opts.kube) the artifact's berth-system/install/ also holds deploy/ (CRDs, Namespace,
+ * RBAC, the Deployment; embedded too), its image set by berth-system/kustomization.yaml.
  *
  * Every file is compared with what would be written and rewritten (atomically) only when it
  * differs, so running bootstrap twice changes nothing and says so.
@@ -34,7 +36,15 @@ typedef struct berth_bootstrap_opts {
     bool insecure;         /* spec.insecure: plain HTTP to a non-loopback registry */
     const char *interval;  /* the OCIRepository's spec.interval; NULL: "1m" */
     const char *berth_bin; /* absolute path put in the unit's ExecStart; NULL: "/usr/bin/berth" */
+    bool kube;         /* the artifact also installs berth in a cluster: berth-system/install/ */
+    const char *image; /* with kube: berth's image; NULL: BERTH_BOOTSTRAP_IMAGE */
 } berth_bootstrap_opts;
+
+/**
+ * The default image of `bootstrap --kube`: the name deploy/deployment.yaml uses ("berth"),
+ * pinned to this binary's version so a cluster runs the berth that bootstrapped it.
+ */
+#define BERTH_BOOTSTRAP_IMAGE "berth:" BERTH_VERSION
 #define BERTH_BOOTSTRAP_OPTS_VERSION 1
 #define BERTH_BOOTSTRAP_OPTS_INIT                                                                  \
     {                                                                                              \
@@ -80,14 +90,80 @@ BERTH_EXTERN int berth_bootstrap_key_yaml(berth_buf *out, const berth_bootstrap_
  * berth_bootstrap_unstage) holding a copy of src_dir (regular files and directories;
  * symlinks are skipped, as the artifact builder does) plus berth-system/ with
  * kustomization.yaml, sync.yaml and, with a key, verify-key.yaml (src_dir's own berth-system/
- * files of those names are replaced). Returns 0, BERTH_ENOTFOUND (src_dir missing),
- * BERTH_EINVAL (src_dir not a directory, bad opts), BERTH_EIO or BERTH_ENOMEM; on failure
+ * files of those names are replaced); with opts->kube also install/ (deploy/'s files) and an
+ * `images:` entry setting the image "berth" to opts->image. Returns 0, BERTH_ENOTFOUND (src_dir
+ * missing), BERTH_EINVAL (src_dir not a directory, bad opts), BERTH_EIO or BERTH_ENOMEM; on failure
  * nothing is left behind.
  */
 BERTH_EXTERN int berth_bootstrap_stage(char **dir_out, const char *src_dir, const char *parent,
                                        const berth_bootstrap_opts *opts, berth_error **err);
 /** Remove a directory made by berth_bootstrap_stage and free its path. Accepts NULL. */
 BERTH_EXTERN void berth_bootstrap_unstage(char *dir);
+
+/** What `bootstrap --kube` does to the cluster, and how it reports. */
+typedef struct berth_bootstrap_kube_opts {
+    unsigned int version;
+    const char *kubeconfig; /* NULL: $KUBECONFIG, in-cluster, ~/.kube/config (as kubectl) */
+    const char *context;    /* NULL: the kubeconfig's current-context */
+    int64_t timeout_ms;     /* the apply and the wait for the CRDs and the berth Deployment */
+    /* progress lines ("waiting for ..."), or NULL; called on the calling thread */
+    void (*progress)(void *payload, const char *line);
+    void *payload;
+} berth_bootstrap_kube_opts;
+#define BERTH_BOOTSTRAP_KUBE_OPTS_VERSION 1
+#define BERTH_BOOTSTRAP_KUBE_OPTS_INIT                                                             \
+    {                                                                                              \
+        .version = BERTH_BOOTSTRAP_KUBE_OPTS_VERSION, .timeout_ms = 300000                         \
+    }
+
+/** One object bootstrap applied: "Kind/ns/name" (or "Kind/name") and Flux's action name. */
+typedef struct berth_bootstrap_object {
+    char *subject; /* heap */
+    char *action;  /* heap: "created", "configured", "unchanged" or "skipped" */
+} berth_bootstrap_object;
+
+/** Free objects. Accepts NULL. */
+BERTH_EXTERN void berth_bootstrap_objects_free(berth_bootstrap_object *objs, size_t n);
+
+/**
+ * Check that the cluster of kopts (kubeconfig, context) answers (GET /version with its
+ * credentials), so that bootstrap fails before it pushes. Returns 0, BERTH_ENOTFOUND (no
+ * kubeconfig), BERTH_EINVAL, BERTH_ENET (the message names the server and the kubeconfig),
+ * BERTH_EAUTH / BERTH_EDENIED.
+ */
+BERTH_EXTERN int berth_bootstrap_kube_check(const berth_bootstrap_kube_opts *kopts,
+                                            berth_error **err);
+
+/**
+ * Install berth into a cluster from a tree made by berth_bootstrap_stage with opts->kube: build
+ * it as the Kustomization berth-system/berth-system will (path "./"), apply every object with
+ * server-side apply (field manager "berth", that Kustomization's owner labels), then wait until
+ * the CRDs are Established and the Deployment berth-system/berth is Ready (kstatus), all of it
+ * within about kopts->timeout_ms (a CRD that is not Established stops the apply after 60 s).
+ * Nothing is pruned. *objs_out (free with berth_bootstrap_objects_free) gets what happened to each
+ * object, in apply order; on failure after the apply it is still set. Returns 0, BERTH_ENOTFOUND /
+ * BERTH_EINVAL (no kubeconfig; a bad object, before anything is written), BERTH_ENET (the API
+ * server unreachable), BERTH_ETIMEOUT (the message names what is not ready and its status), or the
+ * API server's codes.
+ */
+BERTH_EXTERN int berth_bootstrap_kube_install(berth_bootstrap_object **objs_out, size_t *n_out,
+                                              const char *stage_dir,
+                                              const berth_bootstrap_kube_opts *kopts,
+                                              berth_error **err);
+
+/**
+ * Remove what berth_bootstrap_kube_install installed, keeping the CRDs, the Namespace
+ * berth-system and every object berth applied for DIR: suspend the Kustomization and the
+ * OCIRepository berth-system/berth-system (so a berth still running prunes nothing), delete the
+ * Deployment berth-system/berth in the foreground and wait until it is gone (kopts->timeout_ms),
+ * then delete the sync objects, the key Secret and deploy/'s RBAC objects, each only when it
+ * carries the owner labels of berth-system/berth-system. *objs_out as above, actions
+ * "deleted", "absent", "skipped" (not bootstrap's) or "unknown" (its deletion failed). Returns
+ * 0, BERTH_ETIMEOUT, BERTH_ENET, or the API server's codes.
+ */
+BERTH_EXTERN int berth_bootstrap_kube_uninstall(berth_bootstrap_object **objs_out, size_t *n_out,
+                                                const berth_bootstrap_kube_opts *kopts,
+                                                berth_error **err);
 
 /**
  * Install the host files under root (an existing directory; "/" for this host):

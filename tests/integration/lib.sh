@@ -457,6 +457,25 @@ current-context: it
 EOF
 }
 
+# require_kubectl: set KUBECTL (from $KUBECTL, else scripts/get-kubectl.sh and its cache), or
+# skip the test.
+require_kubectl() {
+    local cache=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
+    KUBECTL=${KUBECTL:-}
+    if [ -z "$KUBECTL" ]; then
+        KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$cache" 2>/dev/null) || KUBECTL=""
+    fi
+    [ -n "$KUBECTL" ] || skip "kubectl not available (scripts/get-kubectl.sh)"
+}
+
+# kube_object GROUP RESOURCE NS NAME: the object as the API test server stores it (JSON, read
+# from its /_kubeapi/objects dump, not through the API), or empty when there is none.
+kube_object() {
+    curl -fsS --cacert "$CA_FILE" -o "$T/.kobj" \
+        "$KAPI/_kubeapi/objects?group=$1&resource=$2&namespace=$3" || fail "kube_object: cannot read $2"
+    jq -c --arg n "$4" '[.. | objects | select(.metadata?.name? == $n)] | first // empty' "$T/.kobj"
+}
+
 # start_registry VARIANT [NAME]: start docker-registry; VARIANT is
 #   plain  plain HTTP, no auth
 #   tls    TLS (our CA) + htpasswd basic auth (berth:s3cret)

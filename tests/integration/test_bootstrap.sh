@@ -4,7 +4,7 @@
 # changes, the artifact's content read back with skopeo and GNU tar, the engine applying it
 # (berth-system objects included, as Flux applies flux-system), and bad input: a bad or
 # digest reference, a missing DIR, a --verify-key that is not --sign-key's public half, an
-# artifact signed with another key, a file that is not a key, a wrong key password, --kube,
+# artifact signed with another key, a file that is not a key, a wrong key password, --kube misuse,
 # nothing to do, a missing ROOT, a bad --interval, an unsafe --berth-bin.
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid tar skopeo
@@ -114,7 +114,10 @@ berth_ok list artifacts "$URL" -o json
 assert_eq "$tags_before" "$OUT" "a wrong password pushes nothing"
 
 it "bad input: --kube, ROOT, --interval, --berth-bin"
-assert_fails --rc 1 "not yet available" berth bootstrap "$URL:prod" --kube
+assert_fails --rc 2 "--kube needs --path" berth bootstrap "$URL:prod" --kube
+assert_fails --rc 2 "give one of them" berth bootstrap "$URL:prod" --kube --path="$T/fleet" --host="$ROOT"
+assert_fails --rc 2 "--image needs --kube" berth bootstrap "$URL:prod" --path="$T/fleet" --image=berth:2
+assert_fails --rc 1 "--image \"berth:\"" berth bootstrap "$URL:prod" --path="$T/fleet" --kube --image=berth:
 assert_fails --rc 1 "is not a directory" berth bootstrap "$URL:prod" --host="$T/no-root" \
     --path="$T/fleet" --sign-key="$T/keys/cosign.key"
 berth_ok list artifacts "$URL" -o json
@@ -171,7 +174,7 @@ fi
 
 it "uninstall: usage and --kube"
 assert_fails --rc 2 "--host=ROOT is required" berth uninstall
-assert_fails --rc 1 "not yet available" berth uninstall --kube
+assert_fails --rc 2 "no --host or --prune" berth uninstall --kube --host="$ROOT"
 assert_fails --rc 1 "is not a directory" berth uninstall --host="$T/no-root"
 
 finish

@@ -14,6 +14,7 @@
 #include <berth/bootstrap.h>
 
 #include "core/core.h"
+#include "engine/build.h"
 #include "engine/config.h"
 
 static const char pub_pem[] = "-----BEGIN PUBLIC KEY-----\n"
@@ -322,6 +323,131 @@ static void stage_copies_dir_and_adds_berth_system(void **state)
     core_free(src);
 }
 
+/* The deployed object of kind/name in a built list, or NULL. */
+static const json_t *find_obj(const json_t *objs, const char *kind, const char *name)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(objs, i, o)
+    {
+        const json_t *md = json_object_get(o, "metadata");
+        if (strcmp(json_string_value(json_object_get(o, "kind")), kind) == 0 &&
+            strcmp(json_string_value(json_object_get(md, "name")), name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static const char *annotation(const json_t *o, const char *key)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(o, "metadata"), "annotations"), key));
+}
+
+/* Build a kube stage with image and return the berth Deployment's image (heap). */
+static char *staged_image(const char *src, const char *image, json_t **objs_out)
+{
+    berth_bootstrap_opts o = opts_with_key();
+    char *stage = NULL, *out;
+    json_t *objs = NULL;
+    o.kube = true;
+    o.image = image;
+    assert_int_equal(berth_bootstrap_stage(&stage, src, "/tmp", &o, NULL), 0);
+    assert_int_equal(eng_build(&objs, stage, ".", NULL, NULL), 0);
+    const json_t *dep = find_obj(objs, "Deployment", "berth");
+    assert_non_null(dep);
+    out = core_strdup(json_string_value(json_object_get(
+        json_array_get(
+            json_object_get(
+                json_object_get(json_object_get(json_object_get(dep, "spec"), "template"), "spec"),
+                "containers"),
+            0),
+        "image")));
+    berth_bootstrap_unstage(stage);
+    if (objs_out)
+        *objs_out = objs;
+    else
+        json_decref(objs);
+    return out;
+}
+
+static void stage_for_a_cluster_adds_deploy_and_sets_the_image(void **state)
+{
+    char *src = tmpdir();
+    json_t *objs = NULL;
+    (void)state;
+
+    /* NAME:TAG with a registry port, a digest, the default */
+    char *img = staged_image(src, "reg.example:5000/team/berth:1.2.3", &objs);
+    assert_string_equal(img, "reg.example:5000/team/berth:1.2.3");
+    core_free(img);
+    img = staged_image(src,
+                       "berth@sha256:0123456789abcdef0123456789abcdef0123456789abcdef012345678"
+                       "9abcdef",
+                       NULL);
+    assert_string_equal(img, "berth@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456"
+                             "789abcdef");
+    core_free(img);
+    img = staged_image(src, NULL, NULL);
+    assert_string_equal(img, BERTH_BOOTSTRAP_IMAGE);
+    core_free(img);
+
+    /* deploy/ whole: 5 CRDs, the Namespace, RBAC, the Deployment; plus the sync objects */
+    size_t crds = 0, i;
+    const json_t *o;
+    json_array_foreach(objs, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "kind")), "CustomResourceDefinition") ==
+            0) {
+            crds++;
+            assert_string_equal(annotation(o, "kustomize.toolkit.fluxcd.io/prune"), "disabled");
+        }
+    }
+    assert_int_equal(crds, 5);
+    assert_string_equal(annotation(find_obj(objs, "Namespace", "berth-system"),
+                                   "kustomize.toolkit.fluxcd.io/prune"),
+                        "disabled");
+    assert_null(
+        annotation(find_obj(objs, "Deployment", "berth"), "kustomize.toolkit.fluxcd.io/prune"));
+    assert_non_null(find_obj(objs, "ClusterRole", "berth-apply"));
+    assert_non_null(find_obj(objs, "OCIRepository", "berth-system"));
+    assert_non_null(find_obj(objs, "Kustomization", "berth-system"));
+    assert_non_null(find_obj(objs, "Secret", "berth-system-verify"));
+    json_decref(objs);
+
+    /* install/ is deploy/ byte for byte */
+    berth_bootstrap_opts bo = opts_with_key();
+    char *stage = NULL;
+    bo.kube = true;
+    assert_int_equal(berth_bootstrap_stage(&stage, src, "/tmp", &bo, NULL), 0);
+    const char *td = getenv("BERTH_TESTDATA");
+    assert_non_null(td);
+    char *deploy = core_sprintf("%s/../deploy", td);
+    static const char *const files[] = {"deployment.yaml", "rbac.yaml", "kustomization.yaml",
+                                        "crds/source.toolkit.fluxcd.io_ocirepositories.yaml"};
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *rel = core_sprintf("berth-system/install/%s", files[f]);
+        char *got = slurp(stage, rel), *want = slurp(deploy, files[f]);
+        assert_string_equal(got, want);
+        free(got);
+        free(want);
+        core_free(rel);
+    }
+    berth_bootstrap_unstage(stage);
+    core_free(deploy);
+
+    /* a bad image is refused by the option check */
+    berth_error *err = NULL;
+    berth_buf b = BERTH_BUF_INIT;
+    bo.image = "berth:";
+    assert_int_equal(berth_bootstrap_sync_yaml(&b, &bo, &err), BERTH_EINVAL);
+    assert_non_null(strstr(berth_error_message(err), "--image \"berth:\""));
+    berth_error_free(err);
+    berth_buf_dispose(&b);
+    assert_int_equal(core_fs_remove_all(src, NULL), 0);
+    core_free(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +458,7 @@ int main(void)
         cmocka_unit_test(host_install_is_idempotent_and_reports_each_file),
         cmocka_unit_test(host_install_refuses_a_missing_root_and_unsafe_binary_paths),
         cmocka_unit_test(stage_copies_dir_and_adds_berth_system),
+        cmocka_unit_test(stage_for_a_cluster_adds_deploy_and_sets_the_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
