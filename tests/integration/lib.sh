@@ -457,14 +457,9 @@ current-context: it
 EOF
 }
 
-# require_kubectl: set KUBECTL (from $KUBECTL, else scripts/get-kubectl.sh and its cache), or
-# skip the test.
+# require_kubectl: find_kubectl, or skip the test.
 require_kubectl() {
-    local cache=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
-    KUBECTL=${KUBECTL:-}
-    if [ -z "$KUBECTL" ]; then
-        KUBECTL=$(bash "$BERTH_SRC/scripts/get-kubectl.sh" "$cache" 2>/dev/null) || KUBECTL=""
-    fi
+    find_kubectl
     [ -n "$KUBECTL" ] || skip "kubectl not available (scripts/get-kubectl.sh)"
 }
 
