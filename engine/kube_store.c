@@ -48,6 +48,7 @@
 
 #define STORE_DIR "kube-store"
 #define SYNC_PERIOD_MS 1000
+#define WAKE_DELAY_MS 600 /* > STORE_POLL_MS: the loop has reloaded the store by then */
 #define STOP_CHECK_MS 200 /* how often the store thread looks at the caller's stop flag */
 #define WATCH_MIN_S 300   /* a watch asks for timeoutSeconds in [5, 10) minutes, as client-go */
 #define WATCH_SPAN_S 300
@@ -91,6 +92,10 @@ typedef struct ks {
     json_t *rcache[NREF]; /* under mu; never NULL while running */
     json_t *tried;        /* under mu: "Kind/ns/name" read with GET (or deleted) and absent */
     volatile int cancel;  /* set by watches_stop: ends the watches' requests in flight */
+    json_t *ref_digest;   /* store thread: "Kind/ns/name" -> sha256 of its store document, ""
+                             when absent, as of the last pass */
+    json_t *wake;         /* store thread: CR "Kind/ns/name" -> monotonic ms from which to ask
+                             the loop to reconcile it (a referenced object changed) */
 } ks;
 
 /* the kinds the store lists; the engine reconciles them from the store's files */
@@ -726,6 +731,106 @@ static int ref_put(ks *s, json_t *files, const char *ref, berth_error **err)
     return rc;
 }
 
+/* The references of one CR's spec into refs: "Kind/ns/name" -> the ids ("Kind/ns/name") of the
+ * CRs that reference it. */
+static int refs_add_users(json_t *refs, const char *kind, const char *ns, const char *name,
+                          json_t *spec)
+{
+    json_t *mine = json_object(), *users, *v;
+    char *id = core_sprintf("%s/%s/%s", kind, ns, name);
+    const char *ref;
+    int rc = mine && id ? eng_kstore_refs_collect(mine, spec, ns) : BERTH_ENOMEM;
+    json_object_foreach(mine, ref, v)
+    {
+        if (rc < 0)
+            break;
+        if (!(users = json_object_get(refs, ref)) &&
+            (json_object_set_new(refs, ref, json_array()) < 0 ||
+             !(users = json_object_get(refs, ref))))
+            rc = BERTH_ENOMEM;
+        else if (json_array_append_new(users, json_string(id)) < 0)
+            rc = BERTH_ENOMEM;
+    }
+    json_decref(mine);
+    core_free(id);
+    return rc;
+}
+
+/* A referenced Secret or ConfigMap whose store document changed (edited, created or deleted)
+ * since the last pass: the CRs that use it are reconciled once the loop has reloaded the store
+ * (WAKE_DELAY_MS, more than its poll), since a reference is not part of the CR's own document
+ * and a reload alone reconciles only changed documents. The first pass only takes note. */
+static int refs_changed(ks *s, json_t *files, json_t *refs)
+{
+    json_t *seen = json_object(), *users, *u;
+    const char *ref;
+    int64_t due = core_mono_now() + WAKE_DELAY_MS;
+    size_t i;
+
+    if (!seen)
+        return BERTH_ENOMEM;
+    json_object_foreach(refs, ref, users)
+    {
+        char *kind = core_strdup(ref), *ns, *name, *lk = NULL, *fname = NULL, dg[72] = "";
+        const char *text, *was;
+        if (!kind || !(ns = strchr(kind, '/')) || !(name = strchr(ns + 1, '/'))) {
+            core_free(kind);
+            continue;
+        }
+        *ns++ = '\0';
+        *name++ = '\0';
+        lk = lower(kind);
+        fname = lk ? core_sprintf("%s_%s_%s.yaml", lk, ns, name) : NULL;
+        if (fname && (text = json_string_value(json_object_get(files, fname))))
+            core_sha256_digest(dg, text, strlen(text));
+        (void)json_object_set_new(seen, ref, json_string(dg));
+        was = json_string_value(json_object_get(s->ref_digest, ref));
+        if (was && strcmp(was, dg) != 0)
+            json_array_foreach(users, i, u)(void)
+                json_object_set_new(s->wake, json_string_value(u), json_integer(due));
+        core_free(fname);
+        core_free(lk);
+        core_free(kind);
+    }
+    json_decref(s->ref_digest);
+    s->ref_digest = seen;
+    return 0;
+}
+
+/* Ask the loop to reconcile the CRs of refs_changed once their time has come. */
+static void wake_users(ks *s)
+{
+    const char *id;
+    json_t *due;
+    void *tmp;
+    json_object_foreach_safe(s->wake, tmp, id, due)
+    {
+        char *path;
+        int status = 0;
+        berth_error *e = NULL;
+        if (!s->loop_up || json_integer_value(due) > core_mono_now())
+            continue;
+        if (!(path = core_sprintf("/v1/reconcile/%s", id)))
+            return;
+        if (berth_engine_control(&status, NULL, s->opts->state_dir, "POST", path, &e) == 0 &&
+            (status == 202 || status == 404)) { /* 404: not (or no longer) in the loop */
+            if (status == 202) {
+                char *k = core_strdup(id), *n = k ? strchr(k, '/') : NULL, *m;
+                if (n && (m = strchr(n + 1, '/'))) {
+                    *n++ = '\0';
+                    *m++ = '\0';
+                    eng_log("info", "reference-changed", k, n, m,
+                            "a Secret or ConfigMap it references changed: reconciling");
+                }
+                core_free(k);
+            }
+            json_object_del(s->wake, id);
+        }
+        berth_error_free(e);
+        core_free(path);
+    }
+}
+
 static int sync_pass(ks *s, bool write_back, berth_error **err)
 {
     static const char *const cr_keys[] = {"spec", NULL};
@@ -786,7 +891,7 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
                 json_object_get(md, "deletionTimestamp"))
                 continue;
             if (!(lk = lower(crs[i].kind)) ||
-                eng_kstore_refs_collect(refs, json_object_get(o, "spec"), ns) < 0) {
+                refs_add_users(refs, crs[i].kind, ns, name, json_object_get(o, "spec")) < 0) {
                 core_free(lk);
                 rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
                 goto out;
@@ -803,6 +908,10 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
         goto out;
     }
     json_object_foreach(refs, ref, v) if ((rc = ref_put(s, files, ref, err)) < 0) goto out;
+    if (refs_changed(s, files, refs) < 0) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = store_write(s, files, &changed, err)) < 0)
         goto out;
     if (changed)
@@ -823,6 +932,7 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
                 goto out;
         }
     }
+    wake_users(s);
     forward_events(s, items);
 out:
     for (i = 0; i < n; i++) {
@@ -1186,6 +1296,7 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     if (!(s.dir = core_sprintf("%s/%s", opts->state_dir, STORE_DIR)) ||
         !(s.handled = json_object()) || !(s.pending = json_object()) || !(s.refs = json_object()) ||
         !(s.tried = json_object()) || !(s.rcache[0] = json_object()) ||
+        !(s.ref_digest = json_object()) || !(s.wake = json_object()) ||
         !(s.rcache[1] = json_object())) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
@@ -1285,6 +1396,8 @@ out:
     json_decref(s.pending);
     json_decref(s.refs);
     json_decref(s.tried);
+    json_decref(s.ref_digest);
+    json_decref(s.wake);
     core_free(s.last_error);
     core_free(s.dir);
     core_free(s.identity);
