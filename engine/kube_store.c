@@ -2,29 +2,42 @@
  * engine/kube_store.c: controller mode (`berth run --kube`, issue 5): the Kubernetes API as the
  * engine's store (design.md "one store interface").
  *
- * Design: a sync pass lists the OCIRepository (source.toolkit.fluxcd.io/v1) and Kustomization
+ * Design: a sync pass takes the OCIRepository (source.toolkit.fluxcd.io/v1) and Kustomization
  * (kustomize.toolkit.fluxcd.io/v1) objects of every namespace (optionally filtered by a label
- * selector, for sharding), GETs the Secrets and ConfigMaps their specs reference (any
+ * selector, for sharding), the Secrets and ConfigMaps their specs reference (any
  * "*secretRef"/"*SecretRef" {name} and postBuild.substituteFrom entries, in the object's
  * namespace), and materialises them (metadata.name/namespace/labels and spec; Secrets' data,
  * never logged) as one file each in STATE/kube-store (atomic writes, mode 0600); files of objects
  * that are gone are removed. The engine's loop runs with that directory as its config and polls
  * it every 250 ms, so the unchanged loader, reload and status GC (a deleted Kustomization is
- * pruned as the file store does) do the reconciling. The same pass writes the status files the
- * reconciles left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status
- * subresource (merge patch) with observedGeneration (top-level and in every condition) set to
- * metadata.generation, when some field differs from the live status. A
- * reconcile.fluxcd.io/requestedAt annotation that differs from status.lastHandledReconcileAt
- * makes the object due now through the control socket (as `berth reconcile`), and the value is
- * recorded as lastHandledReconcileAt once the loop accepted it.
+ * pruned as the file store does) do the reconciling. A referenced object whose document changed
+ * (edited, created, deleted) makes the loop reconcile the CRs that use it (through the control
+ * socket, WAKE_DELAY_MS later, once the loop has reloaded), since the reload alone reconciles
+ * only the CRs whose own document changed. The same pass writes the status files the reconciles
+ * left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status subresource (merge
+ * patch) with observedGeneration (top-level and in every condition) set to metadata.generation,
+ * when some field differs from the live status. A reconcile.fluxcd.io/requestedAt annotation
+ * that differs from status.lastHandledReconcileAt makes the object due now through the control
+ * socket (as `berth reconcile`); the value becomes lastHandledReconcileAt when a reconcile of
+ * that object that began after the request ends (the engine's reconcile hook), so it is written
+ * back together with that reconcile's status, as Flux does. The JSON-only parts (documents,
+ * references, the reference filter, the status patch) are engine/kube_store_doc.c.
  *
- * The first pass (listing) runs before the loop starts (its failure fails the run). Then one
- * watch thread per kind, each with its own Kubernetes client, lists once and watches from the
- * list's resourceVersion into s->cache[i] (under mu): a dropped watch resumes from the last
- * resourceVersion, 410 Expired and a RESYNC_MS timer list again (replacing the cache, so objects
- * gone in between drop out). The store thread repeats the pass (from the caches, no list) every
- * second and at once after a watch event, until the loop ends, logging a failed pass once per
- * distinct message; its client (s->k) is used by that thread only.
+ * The first pass (listing, and a GET per reference) runs before the loop starts (its failure
+ * fails the run). Then one watch thread per kind, each with its own Kubernetes client, lists
+ * (pages of 500) and watches from the list's resourceVersion into its cache (under mu): the
+ * CRs into s->cache[i]; Secrets and ConfigMaps cluster-wide into s->rcache[i], keeping only the
+ * objects s->refs names (every other one is dropped on arrival, page by page when listing, so
+ * thousands of Secrets cost nothing to keep). A reference that is new (a new CR) and not cached
+ * is read once with a GET; after that the watch keeps it current, and one it saw deleted is not
+ * read again. A dropped watch resumes from the last resourceVersion, 410 Expired and a RESYNC_MS
+ * timer list again (replacing the cache, so objects gone in between drop out). Each watch asks
+ * for timeoutSeconds between 5 and 10 minutes (client-go's spread), so an idle controller sends
+ * no request for minutes but its Lease renewals; a stop sets s->cancel, which ends every watch
+ * and list in flight within about 100 ms (core/http's cancel hook). The store thread repeats
+ * the pass (from the caches, no request) every second and at once after a watch event, until
+ * the loop ends, logging a failed pass once per distinct message, and looks at the caller's stop
+ * flag every STOP_CHECK_MS; its client (s->k) is used by that thread only.
  */
 #include <dirent.h>
 #include <errno.h>
