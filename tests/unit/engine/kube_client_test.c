@@ -291,6 +291,7 @@ static void test_watch_cancel_and_list_each(void **state)
     berth_error_free(e);
     e = NULL;
     /* still set: the next request ends at once */
+    core_free(rv);
     assert_int_equal(eng_kube_list_each(&rv, f->k, cms, NULL, count_item, &n, &e), BERTH_ECANCELED);
     berth_error_free(e);
     eng_kube_set_cancel(f->k, NULL);
