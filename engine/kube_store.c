@@ -109,6 +109,9 @@ typedef struct ks {
                              when absent, as of the last pass */
     json_t *wake;         /* store thread: CR "Kind/ns/name" -> monotonic ms from which to ask
                              the loop to reconcile it (a referenced object changed) */
+    int64_t wake_at;      /* store thread: the earliest time in wake, 0 when it is empty */
+    json_t *sent; /* store thread: "Kind/ns/name" -> {"body": sha256 of the last status patch sent,
+                     "from"/"rv": the resourceVersion before it and the one it returned} */
 } ks;
 
 /* the kinds the store lists; the engine reconciles them from the store's files */
@@ -306,7 +309,20 @@ static void reconcile_marked(void *payload, const char *kind, const char *ns, co
     core_free(id);
 }
 
-/* Merge-patch the object's status with the engine's status file when a field differs. */
+/* This status patch (digest dg) was sent before and nobody wrote the object since: its
+ * resourceVersion is the one our PATCH returned, or the one it had then (our own change has not
+ * come through the watch yet). */
+static bool same_as_sent(ks *s, const char *id, const char *dg, const char *rv)
+{
+    const json_t *was = json_object_get(s->sent, id);
+    const char *b = str_at(was, "body", NULL), *r = str_at(was, "rv", NULL),
+               *f = str_at(was, "from", NULL);
+    return b && r && f && rv && strcmp(b, dg) == 0 && (strcmp(r, rv) == 0 || strcmp(f, rv) == 0);
+}
+
+/* Merge-patch the object's status with the engine's status file when a field differs, unless
+ * the same patch was sent and the object has not changed since (a server that prunes a field
+ * of ours, inventory.prune for Flux's CRD schema, would otherwise get it every pass). */
 static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, const json_t *obj,
                         berth_error **err)
 {
@@ -314,7 +330,7 @@ static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, cons
     const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
     json_int_t gen = json_integer_value(json_object_get(md, "generation"));
     char *lk = lower(kind), *file = NULL, *id = NULL, *path = NULL, *body = NULL, *obj_path = NULL;
-    char *handled = NULL;
+    char *handled = NULL, dg[72];
     berth_buf buf = BERTH_BUF_INIT;
     json_t *st = NULL, *patch = NULL, *want = NULL;
     int rc = 0;
@@ -341,6 +357,9 @@ static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, cons
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
+    core_sha256_digest(dg, body, strlen(body));
+    if (same_as_sent(s, id, dg, str_at(md, "resourceVersion", NULL)))
+        goto out; /* the server keeps less than we send (a field its schema prunes) */
     {
         eng_kube_resp r = {0};
         rc = eng_kube_do(s->k, &r, "PATCH", path, "application/merge-patch+json", body,
@@ -349,6 +368,16 @@ static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, cons
             char *what = core_sprintf("writing the status of %s %s/%s", kind, ns, name);
             rc = eng_kube_resp_error(err, &r, what ? what : kind);
             core_free(what);
+        } else if (rc == 0) {
+            (void)json_object_set_new(
+                s->sent, id,
+                json_pack("{ss ss ss}", "body", dg, "from",
+                          str_at(md, "resourceVersion", NULL) ? str_at(md, "resourceVersion", NULL)
+                                                              : "",
+                          "rv",
+                          str_at(json_object_get(r.body, "metadata"), "resourceVersion", NULL)
+                              ? str_at(json_object_get(r.body, "metadata"), "resourceVersion", NULL)
+                              : ""));
         }
         eng_kube_resp_dispose(&r);
     }
@@ -798,9 +827,12 @@ static int refs_changed(ks *s, json_t *files, json_t *refs)
             core_sha256_digest(dg, text, strlen(text));
         (void)json_object_set_new(seen, ref, json_string(dg));
         was = json_string_value(json_object_get(s->ref_digest, ref));
-        if (was && strcmp(was, dg) != 0)
+        if (was && strcmp(was, dg) != 0) {
             json_array_foreach(users, i, u)(void)
                 json_object_set_new(s->wake, json_string_value(u), json_integer(due));
+            if (s->wake_at == 0 || due < s->wake_at)
+                s->wake_at = due;
+        }
         core_free(fname);
         core_free(lk);
         core_free(kind);
@@ -816,13 +848,17 @@ static void wake_users(ks *s)
     const char *id;
     json_t *due;
     void *tmp;
+    s->wake_at = 0;
     json_object_foreach_safe(s->wake, tmp, id, due)
     {
         char *path;
         int status = 0;
         berth_error *e = NULL;
-        if (!s->loop_up || json_integer_value(due) > core_mono_now())
+        if (!s->loop_up || json_integer_value(due) > core_mono_now()) {
+            if (s->wake_at == 0 || json_integer_value(due) < s->wake_at)
+                s->wake_at = json_integer_value(due);
             continue;
+        }
         if (!(path = core_sprintf("/v1/reconcile/%s", id)))
             return;
         if (berth_engine_control(&status, NULL, s->opts->state_dir, "POST", path, &e) == 0 &&
@@ -1219,7 +1255,7 @@ static void *store_thread(void *arg)
     while (!s->stop) {
         struct timespec ts;
         int64_t now = core_mono_now();
-        bool due = s->dirty || now >= next;
+        bool due = s->dirty || now >= next || (s->wake_at && now >= s->wake_at);
         pthread_mutex_unlock(&s->mu);
         s->loop_up = true;
         if (caller_stopped(s))
@@ -1309,7 +1345,7 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     if (!(s.dir = core_sprintf("%s/%s", opts->state_dir, STORE_DIR)) ||
         !(s.handled = json_object()) || !(s.pending = json_object()) || !(s.refs = json_object()) ||
         !(s.tried = json_object()) || !(s.rcache[0] = json_object()) ||
-        !(s.ref_digest = json_object()) || !(s.wake = json_object()) ||
+        !(s.ref_digest = json_object()) || !(s.wake = json_object()) || !(s.sent = json_object()) ||
         !(s.rcache[1] = json_object())) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
@@ -1411,6 +1447,7 @@ out:
     json_decref(s.tried);
     json_decref(s.ref_digest);
     json_decref(s.wake);
+    json_decref(s.sent);
     core_free(s.last_error);
     core_free(s.dir);
     core_free(s.identity);

@@ -11,8 +11,8 @@
 # edit of a postBuild.substituteFrom ConfigMap is applied within 5 s; a deleted cosign Secret
 # makes the OCIRepository not ready with a message naming it; deleting the Kustomization CR
 # prunes its objects. Watches (from the server's request log): cluster-wide watches of Secrets
-# and ConfigMaps; over 6 s idle no LIST and no new watch of the Flux CRs and no GET, LIST or
-# watch of Secrets/ConfigMaps; a change reaches the store within 2 s, a 410 after a gap lists
+# and ConfigMaps; over 6 s idle no LIST and no new watch of the Flux CRs, no status PATCH and no
+# GET, LIST or watch of Secrets/ConfigMaps; a change reaches the store within 2 s, a 410 after a gap lists
 # again (a change and a deletion made in the gap arrive), a dropped watch resumes with its
 # resourceVersion and no LIST; SIGTERM stops the run within 2 s.
 KUBECTL_CACHE=${BERTH_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/kubectl}
@@ -280,6 +280,9 @@ log "over 6 s idle: Flux CRs $LISTS list, $WATCHES watch; Secrets/ConfigMaps $RG
 assert_eq 0 "$LISTS" "LIST requests of the Flux CRs over 6 s idle"
 assert_eq 0 "$WATCHES" "new watch requests of the Flux CRs over 6 s idle (watches last minutes)"
 assert_eq "0 0 0" "$RGETS $RLISTS $RWATCHES" "GET, LIST and watch requests of Secrets/ConfigMaps over 6 s idle"
+# a status the server keeps only in part (Flux's schema prunes inventory.prune) is not sent again
+assert_eq 0 "$(jq --argjson n "$N0" '[.items[$n:][] | select(.method == "PATCH" and
+    (.path | test("/status$")))] | length' "$T/.kapi")" "status PATCH requests over 6 s idle"
 STOREKS=$STATE/kube-store/kustomization_flux-system_app.yaml
 
 it "a change made while berth runs comes through the watch within 2 s"
