@@ -16,11 +16,13 @@
  * only the CRs whose own document changed. The same pass writes the status files the reconciles
  * left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status subresource (merge
  * patch) with observedGeneration (top-level and in every condition) set to metadata.generation,
- * when some field differs from the live status. A reconcile.fluxcd.io/requestedAt annotation
- * that differs from status.lastHandledReconcileAt makes the object due now through the control
- * socket (as `berth reconcile`); the value becomes lastHandledReconcileAt when a reconcile of
- * that object that began after the request ends (the engine's reconcile hook), so it is written
- * back together with that reconcile's status, as Flux does. The JSON-only parts (documents,
+ * when some field differs from the live status and that same patch was not already sent to the
+ * object as it is now (a server whose schema prunes a field would otherwise get it every pass).
+ * A reconcile.fluxcd.io/requestedAt annotation that differs from status.lastHandledReconcileAt
+ * makes the object due now through the control socket (as `berth reconcile`); the value becomes
+ * lastHandledReconcileAt when a reconcile of that object that began after the request ends (the
+ * engine's reconcile hook), so it is written back together with that reconcile's status, as
+ * Flux does. The JSON-only parts (documents,
  * references, the reference filter, the status patch) are engine/kube_store_doc.c.
  *
  * The first pass (listing, and a GET per reference) runs before the loop starts (its failure
