@@ -156,6 +156,8 @@ const char *berth_code_name(int code)
         return "EIO";
     case BERTH_EUNSUPPORTED:
         return "EUNSUPPORTED";
+    case BERTH_ECANCELED:
+        return "ECANCELED";
     default:
         return "UNKNOWN";
     }

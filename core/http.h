@@ -67,6 +67,11 @@ typedef struct core_http_req {
     bool follow_redirects; /* follow 301/302/303/307/308 (Authorization is dropped when
                               the host changes) */
     long timeout_ms;       /* whole transfer; 0: none (low-speed limit still applies) */
+    /* Cancel hook: when non-NULL and *cancel becomes non-zero (from any thread), the transfer
+     * ends within about 100 ms with BERTH_ECANCELED, even when no byte arrives (core_http_run
+     * then wakes every 100 ms to look at it). NULL: no hook and no extra wakeups. */
+    const volatile int *cancel;
+    long low_speed_time_s; /* 0: the handle's low-speed limit; < 0: none (long watches) */
 } core_http_req;
 
 typedef struct core_http_resp {
@@ -82,7 +87,8 @@ typedef struct core_http_xfer {
     core_http_req req;
     core_http_resp resp;
     int rc;           /* 0, or BERTH_ENET (connection failed/reset), BERTH_ETIMEOUT, BERTH_EINVAL
-                         (body over ceiling), or the code a sink/source returned */
+                         (body over ceiling), BERTH_ECANCELED (req.cancel was set), or the code
+                         a sink/source returned */
     berth_error *err; /* set when rc < 0; owned by the xfer (core_http_xfer_dispose) */
 } core_http_xfer;
 

@@ -37,6 +37,7 @@
 #define UPLOAD_BUFFER_BYTES (2L * 1024 * 1024) /* CURLOPT_UPLOAD_BUFFERSIZE (maximum) */
 #define DEFAULT_CONNECT_TIMEOUT_MS 30000L
 #define DEFAULT_LOW_SPEED_TIME_S 60L
+#define CANCEL_POLL_MS 100 /* the longest a cancelled transfer goes on */
 #define MAX_REDIRECTS 10L
 #define IDLE_POOL 16    /* easy handles kept for reuse */
 #define MSG_URL_MAX 120 /* longer URLs lose their query in messages */
@@ -74,6 +75,7 @@ typedef enum {
     ABORT_BODY,    /* 2xx body over max_body */
     ABORT_HEADERS, /* header block over HEADERS_MAX */
     ABORT_NOMEM,
+    ABORT_CANCEL, /* req.cancel was set */
 } abort_kind;
 
 /* Per-transfer state for one run; the easy handle's callbacks get a pointer to it. */
@@ -404,6 +406,21 @@ static void easy_give_back(curl_transport *ct, CURL *easy)
     curl_easy_cleanup(easy);
 }
 
+/* libcurl calls this on every pass over the transfer (each curl_multi_perform), idle or not;
+ * core_http_run keeps those passes at most CANCEL_POLL_MS apart when a transfer has a cancel
+ * hook, so a cancel ends even a silent transfer (a watch with no events) within that time. */
+static int on_progress(void *payload, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    xstate *s = payload;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (*s->x->req.cancel) {
+        s->abort = ABORT_CANCEL;
+        return 1;
+    }
+    return 0;
+}
+
 #define SETOPT(opt, val)                                                                           \
     do {                                                                                           \
         if ((cc = curl_easy_setopt(e, opt, val)) != CURLE_OK)                                      \
@@ -436,8 +453,16 @@ static int setup_easy(xstate *s)
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_USERAGENT, ct->user_agent);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, ct->connect_timeout_ms);
-    SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
-    SETOPT(CURLOPT_LOW_SPEED_TIME, ct->low_speed_time_s);
+    if (req->low_speed_time_s >= 0) {
+        SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
+        SETOPT(CURLOPT_LOW_SPEED_TIME,
+               req->low_speed_time_s > 0 ? req->low_speed_time_s : ct->low_speed_time_s);
+    }
+    if (req->cancel) {
+        SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+        SETOPT(CURLOPT_XFERINFODATA, (void *)s);
+        SETOPT(CURLOPT_NOPROGRESS, 0L);
+    }
     if (req->timeout_ms > 0)
         SETOPT(CURLOPT_TIMEOUT_MS, req->timeout_ms);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -574,6 +599,8 @@ static int fail_aborted(xstate *s, CURLcode cc)
         return xfer_fail(x, BERTH_EINVAL, "response headers exceed %zu bytes", (size_t)HEADERS_MAX);
     case ABORT_NOMEM:
         return xfer_fail(x, BERTH_ENOMEM, "out of memory");
+    case ABORT_CANCEL:
+        return xfer_fail(x, BERTH_ECANCELED, "cancelled");
     case ABORT_NONE:
         break;
     }
@@ -700,6 +727,7 @@ static int curl_run(void *self, core_http_xfer *xfers, size_t n)
     xstate *st = NULL;
     int rc = 0;
     int running = 0;
+    int poll_ms = 1000;
     CURLMcode mc = CURLM_OK;
 
     if (n == 0)
@@ -731,13 +759,16 @@ static int curl_run(void *self, core_http_xfer *xfers, size_t n)
         s->added = true;
     }
 
+    for (size_t i = 0; i < n; i++)
+        if (xfers[i].req.cancel)
+            poll_ms = CANCEL_POLL_MS;
     for (;;) {
         if ((mc = curl_multi_perform(ct->multi, &running)) != CURLM_OK)
             break;
         drain_messages(ct);
         if (running == 0)
             break;
-        if ((mc = curl_multi_poll(ct->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
+        if ((mc = curl_multi_poll(ct->multi, NULL, 0, poll_ms, NULL)) != CURLM_OK)
             break;
     }
     drain_messages(ct);

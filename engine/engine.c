@@ -28,12 +28,30 @@ int eng_cond(json_t *status, const char *type, const char *st, const char *reaso
     return eng_status_set_condition(status, &c, now_ms, err);
 }
 
+static eng_reconcile_hook_fn reconcile_hook; /* set while no worker runs */
+static void *reconcile_hook_payload;
+
+void eng_reconcile_hook_set(eng_reconcile_hook_fn fn, void *payload)
+{
+    reconcile_hook = fn;
+    reconcile_hook_payload = payload;
+}
+
+void eng_reconcile_mark(const char *kind, const char *ns, const char *name, bool ended)
+{
+    if (reconcile_hook)
+        reconcile_hook(reconcile_hook_payload, kind, ns, name, ended);
+}
+
 int eng_status_commit(eng_ctx *ctx, const char *kind, const char *ns, const char *name,
                       const json_t *old, const json_t *status, berth_error **err)
 {
-    if (old && json_equal(old, status))
-        return 0;
-    return eng_state_status_write(ctx->state, kind, ns, name, status, err);
+    int rc = 0;
+    if (!old || !json_equal(old, status))
+        rc = eng_state_status_write(ctx->state, kind, ns, name, status, err);
+    if (rc == 0)
+        eng_reconcile_mark(kind, ns, name, true);
+    return rc;
 }
 
 void eng_emit(eng_ctx *ctx, const char *severity, const char *kind, const char *ns,

@@ -116,7 +116,19 @@ void eng_log(const char *level, const char *event, const char *kind, const char 
 int eng_cond(json_t *status, const char *type, const char *st, const char *reason,
              const char *message, int64_t now_ms, berth_error **err);
 
-/** Write status unless it equals old (which may be NULL). Returns 0 or the state's codes. */
+/**
+ * Controller mode's view of reconciles (engine/kube_store.c, lastHandledReconcileAt): the
+ * OCIRepository and Kustomization reconcilers call eng_reconcile_mark(.., false) when they
+ * start, and eng_status_commit calls it with ended true. One hook per process: set before the
+ * loop starts and cleared (NULL) after it stopped; fn runs on the workers, concurrently.
+ */
+typedef void (*eng_reconcile_hook_fn)(void *payload, const char *kind, const char *ns,
+                                      const char *name, bool ended);
+void eng_reconcile_hook_set(eng_reconcile_hook_fn fn, void *payload);
+void eng_reconcile_mark(const char *kind, const char *ns, const char *name, bool ended);
+
+/** Write status unless it equals old (which may be NULL); marks the reconcile's end
+ * (eng_reconcile_mark). Returns 0 or the state's codes. */
 int eng_status_commit(eng_ctx *ctx, const char *kind, const char *ns, const char *name,
                       const json_t *old, const json_t *status, berth_error **err);
 

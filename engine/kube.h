@@ -120,6 +120,13 @@ void eng_kube_mapping_dispose(eng_kube_mapping *m);
 int eng_kube_new(eng_kube **out, eng_kube_config *cfg, berth_error **err);
 void eng_kube_free(eng_kube *k);
 
+/**
+ * Give k a cancel flag (NULL: none): once *cancel is non-zero (set from any thread), the request
+ * in flight and every later one ends within about 100 ms with BERTH_ECANCELED ("cancelled").
+ * A long watch (eng_kube_watch) is stopped this way. The flag must outlive k's requests.
+ */
+void eng_kube_set_cancel(eng_kube *k, const volatile int *cancel);
+
 /** Send Impersonate-User: user on every later request (NULL: stop). Returns 0 or ENOMEM. */
 int eng_kube_impersonate(eng_kube *k, const char *user);
 
@@ -164,6 +171,18 @@ char *eng_kube_path(const eng_kube_mapping *m, const char *ns, const char *name)
 int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *path,
                   const char *selector, berth_error **err);
 
+/** One listed object (borrowed); return 0 to go on or a negative berth code to fail the list. */
+typedef int (*eng_kube_item_fn)(void *payload, json_t *object);
+
+/**
+ * eng_kube_list, but each object goes to fn page by page (LIST pages of 500) instead of into
+ * one array, so a caller that keeps few of many objects (the Secrets controller mode needs)
+ * holds one page at a time. *rv_out (heap) as eng_kube_list. Returns eng_kube_list's codes or
+ * fn's.
+ */
+int eng_kube_list_each(char **rv_out, eng_kube *k, const char *path, const char *selector,
+                       eng_kube_item_fn fn, void *payload, berth_error **err);
+
 /**
  * One watch event: type "ADDED", "MODIFIED" or "DELETED" and the object (borrowed). Return 0 to
  * go on, > 0 to end the watch (eng_kube_watch then returns 0), < 0 (a berth code) to fail it.
@@ -172,11 +191,12 @@ typedef int (*eng_kube_watch_fn)(void *payload, const char *type, const json_t *
 
 /**
  * Watch a collection from *rv (NULL or "": from now, the server sends the current objects as
- * ADDED first) with bookmarks, until timeout_s passes, the server ends the stream or fn ends
- * it. *rv (heap) follows every event and bookmark, so the next call resumes where this one
- * stopped. A resourceVersion the server no longer has (410 Expired, as an ERROR event or as the
- * HTTP status) is BERTH_ECONFLICT: list again and watch from the list's resourceVersion.
- * Returns 0, BERTH_ECONFLICT, fn's code, the Status codes, or the request's codes.
+ * ADDED first) with bookmarks, until timeout_s passes, the server ends the stream, fn ends it
+ * or k's cancel flag is set (BERTH_ECANCELED, eng_kube_set_cancel). No low-speed limit applies:
+ * a watch may be silent for minutes. *rv (heap) follows every event and bookmark, so the next call
+ * resumes where this one stopped. A resourceVersion the server no longer has (410 Expired, as an
+ * ERROR event or as the HTTP status) is BERTH_ECONFLICT: list again and watch from the list's
+ * resourceVersion. Returns 0, BERTH_ECONFLICT, fn's code, the Status codes, or the request's codes.
  */
 int eng_kube_watch(eng_kube *k, const char *path, const char *selector, char **rv, int timeout_s,
                    eng_kube_watch_fn fn, void *payload, berth_error **err);

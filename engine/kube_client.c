@@ -44,8 +44,9 @@ struct eng_kube {
     char *exec_cert_pem;    /* exec credential client certificate */
     char *exec_key_pem;
     char *impersonate;
-    json_t *discovery;    /* "group/version" -> resources array */
-    int64_t discovery_ms; /* monotonic time of the first entry since the last reset */
+    json_t *discovery;          /* "group/version" -> resources array */
+    int64_t discovery_ms;       /* monotonic time of the first entry since the last reset */
+    const volatile int *cancel; /* eng_kube_set_cancel: ends every request in flight */
 };
 
 void eng_kube_resp_dispose(eng_kube_resp *r)
@@ -408,6 +409,10 @@ static int do_request(eng_kube *k, eng_kube_resp *out, const char *method, const
         x.req.timeout_ms = timeout_ms;
         x.req.sink = sink;
         x.req.sink_payload = sink_payload;
+        x.req.cancel = k->cancel;
+        /* a watch is silent between events (a real server bookmarks about once a minute); its
+         * timeoutSeconds and the whole-transfer timeout end it, not the low-speed limit */
+        x.req.low_speed_time_s = sink ? -1 : 0;
         if ((rc = core_http_do(k->http, &x, err)) < 0) {
             core_error_wrap(err, "%s %s", method, path);
             core_http_xfer_dispose(&x);
@@ -440,6 +445,12 @@ out:
     if (rc < 0)
         eng_kube_resp_dispose(out);
     return rc;
+}
+
+void eng_kube_set_cancel(eng_kube *k, const volatile int *cancel)
+{
+    if (k)
+        k->cancel = cancel;
 }
 
 int eng_kube_do(eng_kube *k, eng_kube_resp *out, const char *method, const char *path,
@@ -586,17 +597,15 @@ char *eng_kube_path(const eng_kube_mapping *m, const char *ns, const char *name)
 
 /* ---------------------------------------------------------------- list and watch */
 
-int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *path,
-                  const char *selector, berth_error **err)
+int eng_kube_list_each(char **rv_out, eng_kube *k, const char *path, const char *selector,
+                       eng_kube_item_fn fn, void *payload, berth_error **err)
 {
-    json_t *items = json_array();
     char *cont = NULL, *sel = selector ? core_url_escape(selector) : NULL;
     int rc = 0;
 
-    BERTH_ARG_CHECK(items_out && rv_out && k && path);
-    *items_out = NULL;
+    BERTH_ARG_CHECK(rv_out && k && path && fn);
     *rv_out = NULL;
-    if (!items || (selector && !sel)) {
+    if (selector && !sel) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
@@ -606,7 +615,9 @@ int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *pa
             core_sprintf("%s?limit=%d%s%s%s%s", path, LIST_PAGE, sel ? "&labelSelector=" : "",
                          sel ? sel : "", cont ? "&continue=" : "", cont ? cont : "");
         const json_t *md;
+        json_t *o;
         const char *next;
+        size_t i;
         if (!url) {
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;
@@ -629,9 +640,13 @@ int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *pa
         *rv_out = core_strdup(json_string_value(json_object_get(md, "resourceVersion"))
                                   ? json_string_value(json_object_get(md, "resourceVersion"))
                                   : "");
-        if (json_array_extend(items, json_object_get(r.body, "items")) < 0 || !*rv_out ||
-            (next && next[0] && !cont))
+        if (!*rv_out || (next && next[0] && !cont))
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        json_array_foreach(json_object_get(r.body, "items"), i, o)
+        {
+            if (rc == 0 && (rc = fn(payload, o)) < 0)
+                rc = core_error_set(err, rc, "%s: the list item handler failed", path);
+        }
         eng_kube_resp_dispose(&r);
         if (rc < 0 || !cont)
             break;
@@ -640,12 +655,31 @@ out:
     core_free(cont);
     core_free(sel);
     if (rc < 0) {
-        json_decref(items);
         core_free(*rv_out);
         *rv_out = NULL;
-    } else {
-        *items_out = items;
     }
+    return rc;
+}
+
+static int append_item(void *payload, json_t *o)
+{
+    return json_array_append(payload, o) < 0 ? BERTH_ENOMEM : 0;
+}
+
+int eng_kube_list(json_t **items_out, char **rv_out, eng_kube *k, const char *path,
+                  const char *selector, berth_error **err)
+{
+    json_t *items = json_array();
+    int rc;
+    BERTH_ARG_CHECK(items_out && rv_out && k && path);
+    *items_out = NULL;
+    *rv_out = NULL;
+    if (!items)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if ((rc = eng_kube_list_each(rv_out, k, path, selector, append_item, items, err)) < 0)
+        json_decref(items);
+    else
+        *items_out = items;
     return rc;
 }
 

@@ -2,29 +2,44 @@
  * engine/kube_store.c: controller mode (`berth run --kube`, issue 5): the Kubernetes API as the
  * engine's store (design.md "one store interface").
  *
- * Design: a sync pass lists the OCIRepository (source.toolkit.fluxcd.io/v1) and Kustomization
+ * Design: a sync pass takes the OCIRepository (source.toolkit.fluxcd.io/v1) and Kustomization
  * (kustomize.toolkit.fluxcd.io/v1) objects of every namespace (optionally filtered by a label
- * selector, for sharding), GETs the Secrets and ConfigMaps their specs reference (any
+ * selector, for sharding), the Secrets and ConfigMaps their specs reference (any
  * "*secretRef"/"*SecretRef" {name} and postBuild.substituteFrom entries, in the object's
  * namespace), and materialises them (metadata.name/namespace/labels and spec; Secrets' data,
  * never logged) as one file each in STATE/kube-store (atomic writes, mode 0600); files of objects
  * that are gone are removed. The engine's loop runs with that directory as its config and polls
  * it every 250 ms, so the unchanged loader, reload and status GC (a deleted Kustomization is
- * pruned as the file store does) do the reconciling. The same pass writes the status files the
- * reconciles left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status
- * subresource (merge patch) with observedGeneration (top-level and in every condition) set to
- * metadata.generation, when some field differs from the live status. A
- * reconcile.fluxcd.io/requestedAt annotation that differs from status.lastHandledReconcileAt
- * makes the object due now through the control socket (as `berth reconcile`), and the value is
- * recorded as lastHandledReconcileAt once the loop accepted it.
+ * pruned as the file store does) do the reconciling. A referenced object whose document changed
+ * (edited, created, deleted) makes the loop reconcile the CRs that use it (through the control
+ * socket, WAKE_DELAY_MS later, once the loop has reloaded), since the reload alone reconciles
+ * only the CRs whose own document changed. The same pass writes the status files the reconciles
+ * left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status subresource (merge
+ * patch) with observedGeneration (top-level and in every condition) set to metadata.generation,
+ * when some field differs from the live status and that same patch was not already sent to the
+ * object as it is now (a server whose schema prunes a field would otherwise get it every pass).
+ * A reconcile.fluxcd.io/requestedAt annotation that differs from status.lastHandledReconcileAt
+ * makes the object due now through the control socket (as `berth reconcile`); the value becomes
+ * lastHandledReconcileAt when a reconcile of that object that began after the request ends (the
+ * engine's reconcile hook), so it is written back together with that reconcile's status, as
+ * Flux does. The JSON-only parts (documents,
+ * references, the reference filter, the status patch) are engine/kube_store_doc.c.
  *
- * The first pass (listing) runs before the loop starts (its failure fails the run). Then one
- * watch thread per kind, each with its own Kubernetes client, lists once and watches from the
- * list's resourceVersion into s->cache[i] (under mu): a dropped watch resumes from the last
- * resourceVersion, 410 Expired and a RESYNC_MS timer list again (replacing the cache, so objects
- * gone in between drop out). The store thread repeats the pass (from the caches, no list) every
- * second and at once after a watch event, until the loop ends, logging a failed pass once per
- * distinct message; its client (s->k) is used by that thread only.
+ * The first pass (listing, and a GET per reference) runs before the loop starts (its failure
+ * fails the run). Then one watch thread per kind, each with its own Kubernetes client, lists
+ * (pages of 500) and watches from the list's resourceVersion into its cache (under mu): the
+ * CRs into s->cache[i]; Secrets and ConfigMaps cluster-wide into s->rcache[i], keeping only the
+ * objects s->refs names (every other one is dropped on arrival, page by page when listing, so
+ * thousands of Secrets cost nothing to keep). A reference that is new (a new CR) and not cached
+ * is read once with a GET; after that the watch keeps it current, and one it saw deleted is not
+ * read again. A dropped watch resumes from the last resourceVersion, 410 Expired and a RESYNC_MS
+ * timer list again (replacing the cache, so objects gone in between drop out). Each watch asks
+ * for timeoutSeconds between 5 and 10 minutes (client-go's spread), so an idle controller sends
+ * no request for minutes but its Lease renewals; a stop sets s->cancel, which ends every watch
+ * and list in flight within about 100 ms (core/http's cancel hook). The store thread repeats
+ * the pass (from the caches, no request) every second and at once after a watch event, until
+ * the loop ends, logging a failed pass once per distinct message, and looks at the caller's stop
+ * flag every STOP_CHECK_MS; its client (s->k) is used by that thread only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <berth/engine.h>
 
 #include "core/core.h"
@@ -46,17 +63,26 @@
 
 #define STORE_DIR "kube-store"
 #define SYNC_PERIOD_MS 1000
-#define WATCH_TIMEOUT_S 1          /* the longest a stop waits on a watch */
+#define WAKE_DELAY_MS 600 /* > STORE_POLL_MS: the loop has reloaded the store by then */
+#define STOP_CHECK_MS 200 /* how often the store thread looks at the caller's stop flag */
+#define WATCH_MIN_S 300   /* a watch asks for timeoutSeconds in [5, 10) minutes, as client-go */
+#define WATCH_SPAN_S 300
 #define RESYNC_MS (10 * 60 * 1000) /* the safety-net full list */
 #define STORE_POLL_MS 250
 #define REQUESTED_AT "reconcile.fluxcd.io/requestedAt"
 #define FILE_MAX (8u << 20)
 
+#define NCR 2  /* crs[] */
+#define NREF 2 /* refkinds[] */
+
 typedef struct ks {
     eng_kube *k;
     const berth_engine_opts *opts;
     char *dir;        /* STATE/kube-store */
-    json_t *handled;  /* "Kind/ns/name" -> the requestedAt value the loop accepted */
+    json_t *handled;  /* under mu: "Kind/ns/name" -> the requestedAt value a finished reconcile
+                         handled (written back as lastHandledReconcileAt) */
+    json_t *pending;  /* under mu: "Kind/ns/name" -> {"at": requestedAt, "began": a reconcile
+                         started since the request was sent to the loop} */
     char *last_error; /* of the last failed pass, to log each distinct failure once */
     bool loop_up;     /* the loop listens on its control socket */
     pthread_mutex_t mu;
@@ -71,9 +97,23 @@ typedef struct ks {
     off_t events_off; /* STATE/events.jsonl: bytes already sent as Kubernetes Events */
     /* watches (after the first pass): one thread per kind keeps cache[i] ("ns/name" -> the
      * object) as the API server has it; the pass reads the cache instead of listing */
-    json_t *cache[2]; /* under mu; NULL until that kind's watch thread listed */
-    bool watching;    /* the pass reads the cache */
-    bool dirty;       /* under mu: a watch changed the cache since the last pass */
+    json_t *cache[NCR]; /* under mu; NULL until that kind's watch thread listed */
+    bool watching;      /* the pass reads the cache */
+    bool dirty;         /* under mu: a watch changed a cache since the last pass */
+    /* referenced Secrets and ConfigMaps: one cluster-wide watch per kind keeps in rcache[i]
+     * ("ns/name" -> object) only the objects refs names; a reference not cached and not in
+     * tried is read once with a GET (then the watch keeps it current) */
+    json_t *refs;         /* under mu: "Kind/ns/name" -> true, what the CRs reference now */
+    json_t *rcache[NREF]; /* under mu; never NULL while running */
+    json_t *tried;        /* under mu: "Kind/ns/name" read with GET (or deleted) and absent */
+    volatile int cancel;  /* set by watches_stop: ends the watches' requests in flight */
+    json_t *ref_digest;   /* store thread: "Kind/ns/name" -> sha256 of its store document, ""
+                             when absent, as of the last pass */
+    json_t *wake;         /* store thread: CR "Kind/ns/name" -> monotonic ms from which to ask
+                             the loop to reconcile it (a referenced object changed) */
+    int64_t wake_at;      /* store thread: the earliest time in wake, 0 when it is empty */
+    json_t *sent; /* store thread: "Kind/ns/name" -> {"body": sha256 of the last status patch sent,
+                     "from"/"rv": the resourceVersion before it and the one it returned} */
 } ks;
 
 /* the kinds the store lists; the engine reconciles them from the store's files */
@@ -85,6 +125,16 @@ static const struct {
     {"kustomize.toolkit.fluxcd.io/v1", "Kustomization"},
 };
 
+/* the kinds the CRs reference; the store keeps only the referenced objects */
+static const struct {
+    const char *kind;
+    const char *lower; /* file name prefix */
+    const char *const keys[4];
+} refkinds[] = {
+    {"Secret", "secret", {"type", "data", "stringData", NULL}},
+    {"ConfigMap", "configmap", {"data", "binaryData", NULL}},
+};
+
 static const char *str_at(const json_t *o, const char *a, const char *b)
 {
     const json_t *v = json_object_get(o, a);
@@ -94,36 +144,6 @@ static const char *str_at(const json_t *o, const char *a, const char *b)
 }
 
 /* ---------------------------------------------------------------- materialising */
-
-/* {apiVersion, kind, metadata {name, namespace, labels}, rest of keys} for one object */
-static json_t *store_doc(json_t *obj, const char *api_version, const char *kind,
-                         const char *const *keys)
-{
-    json_t *md = json_object_get(obj, "metadata");
-    json_t *doc = json_object(), *m = json_object();
-    json_t *labels = json_object_get(md, "labels");
-    if (!doc || !m)
-        goto fail;
-    if (json_object_set_new(doc, "apiVersion", json_string(api_version)) < 0 ||
-        json_object_set_new(doc, "kind", json_string(kind)) < 0 ||
-        json_object_set(m, "name", json_object_get(md, "name")) < 0 ||
-        json_object_set(m, "namespace", json_object_get(md, "namespace")) < 0 ||
-        (json_is_object(labels) && json_object_size(labels) > 0 &&
-         json_object_set(m, "labels", labels) < 0) ||
-        json_object_set(doc, "metadata", m) < 0)
-        goto fail;
-    for (size_t i = 0; keys[i]; i++) {
-        json_t *v = json_object_get(obj, keys[i]);
-        if (v && json_object_set(doc, keys[i], v) < 0)
-            goto fail;
-    }
-    json_decref(m);
-    return doc;
-fail:
-    json_decref(m);
-    json_decref(doc);
-    return NULL;
-}
 
 /* Put file name -> document text into files (a JSON object); the text is JSON, which the YAML
  * loader reads. */
@@ -139,58 +159,6 @@ static int files_put(json_t *files, const char *kind, const char *ns, const char
     core_free(fname);
     json_decref(doc);
     return rc;
-}
-
-/* A name the store may use in a file name: a DNS label or subdomain (no '/', '_' or dots only) */
-static bool name_ok(const char *s)
-{
-    if (!s || !s[0] || strlen(s) > 253 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
-            return false;
-    return true;
-}
-
-/* Collect the Secret/ConfigMap references of a spec: "Kind/ns/name" keys in refs. */
-static int refs_collect(json_t *refs, json_t *v, const char *key, const char *ns)
-{
-    size_t kl = key ? strlen(key) : 0;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *c;
-        if (kl >= 9 &&
-            (strcmp(key + kl - 9, "secretRef") == 0 || strcmp(key + kl - 9, "SecretRef") == 0)) {
-            const char *n = str_at(v, "name", NULL);
-            char *id = n ? core_sprintf("Secret/%s/%s", ns, n) : NULL;
-            if (n && (!id || json_object_set_new(refs, id, json_true()) < 0)) {
-                core_free(id);
-                return BERTH_ENOMEM;
-            }
-            core_free(id);
-        }
-        json_object_foreach(v, k, c) if (refs_collect(refs, c, k, ns) < 0) return BERTH_ENOMEM;
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(v, i, c)
-        {
-            if (key && strcmp(key, "substituteFrom") == 0) {
-                const char *kind = str_at(c, "kind", NULL), *n = str_at(c, "name", NULL);
-                if (kind && n && (strcmp(kind, "Secret") == 0 || strcmp(kind, "ConfigMap") == 0)) {
-                    char *id = core_sprintf("%s/%s/%s", kind, ns, n);
-                    if (!id || json_object_set_new(refs, id, json_true()) < 0) {
-                        core_free(id);
-                        return BERTH_ENOMEM;
-                    }
-                    core_free(id);
-                }
-            }
-            if (refs_collect(refs, c, key, ns) < 0)
-                return BERTH_ENOMEM;
-        }
-    }
-    return 0;
 }
 
 /* Write files (name -> text) into the store directory and remove its other *.yaml files.
@@ -259,7 +227,21 @@ static char *lower(const char *s)
     return o;
 }
 
-/* Ask the loop to reconcile an object whose requestedAt is new; record it once accepted. */
+/* The value a finished reconcile handled for id (copy, core_free), or NULL. */
+static char *handled_value(ks *s, const char *id)
+{
+    char *v;
+    pthread_mutex_lock(&s->mu);
+    v = json_string_value(json_object_get(s->handled, id))
+            ? core_strdup(json_string_value(json_object_get(s->handled, id)))
+            : NULL;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+/* Ask the loop to reconcile an object whose requestedAt is new. The value becomes
+ * lastHandledReconcileAt when a reconcile that started after the loop accepted the request ends
+ * (reconcile_marked), as Flux writes it at the end of the reconcile that handled it. */
 static void handle_requested(ks *s, const char *kind, const char *ns, const char *name,
                              const json_t *obj)
 {
@@ -267,6 +249,8 @@ static void handle_requested(ks *s, const char *kind, const char *ns, const char
     const char *seen = str_at(obj, "status", "lastHandledReconcileAt");
     const json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
     char *id, *path;
+    const char *had;
+    bool known;
     int status = 0;
     berth_error *e = NULL;
 
@@ -275,37 +259,82 @@ static void handle_requested(ks *s, const char *kind, const char *ns, const char
         return;
     if (!(id = core_sprintf("%s/%s/%s", kind, ns, name)))
         return;
-    if (json_string_value(json_object_get(s->handled, id)) &&
-        strcmp(json_string_value(json_object_get(s->handled, id)), req) == 0) {
+    pthread_mutex_lock(&s->mu);
+    had = json_string_value(json_object_get(s->handled, id));
+    known = (had && strcmp(had, req) == 0) ||
+            ((had = str_at(json_object_get(s->pending, id), "at", NULL)) && strcmp(had, req) == 0);
+    pthread_mutex_unlock(&s->mu);
+    if (known) {
         core_free(id);
         return;
     }
+    /* pending before the request: the reconcile it starts may begin before the reply */
+    pthread_mutex_lock(&s->mu);
+    (void)json_object_set_new(s->pending, id, json_pack("{ss sb}", "at", req, "began", 0));
+    pthread_mutex_unlock(&s->mu);
     path = core_sprintf("/v1/reconcile/%s", id);
     if (path && berth_engine_control(&status, NULL, s->opts->state_dir, "POST", path, &e) == 0 &&
         status == 202) {
         eng_log("info", "reconcile-requested", kind, ns, name, "%s %s", REQUESTED_AT, req);
-        (void)json_object_set_new(s->handled, id, json_string(req));
+    } else {
+        pthread_mutex_lock(&s->mu);
+        (void)json_object_del(s->pending, id);
+        pthread_mutex_unlock(&s->mu);
     }
     berth_error_free(e);
     core_free(path);
     core_free(id);
 }
 
-/* Merge-patch the object's status with the engine's status file when a field differs. */
+/* The engine's reconcile hook (workers): a reconcile of a pending request's object that began
+ * after the request was accepted, and then ended, handled it; the next pass writes it back. */
+static void reconcile_marked(void *payload, const char *kind, const char *ns, const char *name,
+                             bool ended)
+{
+    ks *s = payload;
+    char *id = core_sprintf("%s/%s/%s", kind, ns, name);
+    json_t *p;
+    if (!id)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if ((p = json_object_get(s->pending, id))) {
+        if (!ended) /* pending is recorded before the request: this began after it */
+            (void)json_object_set_new(p, "began", json_true());
+        else if (ended && json_is_true(json_object_get(p, "began"))) {
+            (void)json_object_set(s->handled, id, json_object_get(p, "at"));
+            (void)json_object_del(s->pending, id);
+            s->dirty = true;
+            pthread_cond_broadcast(&s->cv);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    core_free(id);
+}
+
+/* This status patch (digest dg) was sent before and nobody wrote the object since: its
+ * resourceVersion is the one our PATCH returned, or the one it had then (our own change has not
+ * come through the watch yet). */
+static bool same_as_sent(ks *s, const char *id, const char *dg, const char *rv)
+{
+    const json_t *was = json_object_get(s->sent, id);
+    const char *b = str_at(was, "body", NULL), *r = str_at(was, "rv", NULL),
+               *f = str_at(was, "from", NULL);
+    return b && r && f && rv && strcmp(b, dg) == 0 && (strcmp(r, rv) == 0 || strcmp(f, rv) == 0);
+}
+
+/* Merge-patch the object's status with the engine's status file when a field differs, unless
+ * the same patch was sent and the object has not changed since (a server that prunes a field
+ * of ours, inventory.prune for Flux's CRD schema, would otherwise get it every pass). */
 static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, const json_t *obj,
                         berth_error **err)
 {
     const json_t *md = json_object_get(obj, "metadata");
     const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
     json_int_t gen = json_integer_value(json_object_get(md, "generation"));
-    const json_t *live = json_object_get(obj, "status");
     char *lk = lower(kind), *file = NULL, *id = NULL, *path = NULL, *body = NULL, *obj_path = NULL;
+    char *handled = NULL, dg[72];
     berth_buf buf = BERTH_BUF_INIT;
-    json_t *st = NULL, *patch = NULL, *c;
-    const char *key;
-    json_t *v;
-    bool differs = false;
-    size_t i;
+    json_t *st = NULL, *patch = NULL, *want = NULL;
     int rc = 0;
 
     if (!lk ||
@@ -318,21 +347,21 @@ static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, cons
         goto out; /* not reconciled yet */
     if (!(st = json_loadb(buf.ptr, buf.len, 0, NULL)) || !json_is_object(st))
         goto out; /* written atomically: a bad file is not ours to judge here */
-    if (gen > 0) {
-        (void)json_object_set_new(st, "observedGeneration", json_integer(gen));
-        json_array_foreach(json_object_get(st, "conditions"), i, c) if (json_is_object(c))(void)
-            json_object_set_new(c, "observedGeneration", json_integer(gen));
-    }
-    if (json_string_value(json_object_get(s->handled, id)))
-        (void)json_object_set(st, "lastHandledReconcileAt", json_object_get(s->handled, id));
-    json_object_foreach(st, key, v) if (!json_equal(v, json_object_get(live, key))) differs = true;
-    if (!differs)
+    handled = handled_value(s, id);
+    if (eng_kstore_status_patch(&want, st, json_object_get(obj, "status"), gen, handled) < 0) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
-    if (!(patch = json_pack("{sO}", "status", st)) || !(body = json_dumps(patch, JSON_COMPACT)) ||
+    }
+    if (!want)
+        goto out;
+    if (!(patch = json_pack("{sO}", "status", want)) || !(body = json_dumps(patch, JSON_COMPACT)) ||
         !(obj_path = eng_kube_path(m, ns, name)) || !(path = core_sprintf("%s/status", obj_path))) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
+    core_sha256_digest(dg, body, strlen(body));
+    if (same_as_sent(s, id, dg, str_at(md, "resourceVersion", NULL)))
+        goto out; /* the server keeps less than we send (a field its schema prunes) */
     {
         eng_kube_resp r = {0};
         rc = eng_kube_do(s->k, &r, "PATCH", path, "application/merge-patch+json", body,
@@ -341,14 +370,26 @@ static int write_status(ks *s, const eng_kube_mapping *m, const char *kind, cons
             char *what = core_sprintf("writing the status of %s %s/%s", kind, ns, name);
             rc = eng_kube_resp_error(err, &r, what ? what : kind);
             core_free(what);
+        } else if (rc == 0) {
+            (void)json_object_set_new(
+                s->sent, id,
+                json_pack("{ss ss ss}", "body", dg, "from",
+                          str_at(md, "resourceVersion", NULL) ? str_at(md, "resourceVersion", NULL)
+                                                              : "",
+                          "rv",
+                          str_at(json_object_get(r.body, "metadata"), "resourceVersion", NULL)
+                              ? str_at(json_object_get(r.body, "metadata"), "resourceVersion", NULL)
+                              : ""));
         }
         eng_kube_resp_dispose(&r);
     }
 out:
     berth_buf_dispose(&buf);
     json_decref(st);
+    json_decref(want);
     json_decref(patch);
     free(body);
+    core_free(handled);
     core_free(path);
     core_free(obj_path);
     core_free(id);
@@ -626,35 +667,52 @@ static void forward_events(ks *s, json_t *const *items)
 
 /* ---------------------------------------------------------------- one pass */
 
-static int get_ref(ks *s, json_t *files, const char *ref, berth_error **err)
+static int refkind_index(const char *kind)
 {
-    static const char *const secret_keys[] = {"type", "data", "stringData", NULL};
-    static const char *const cm_keys[] = {"data", "binaryData", NULL};
-    char *kind = core_strdup(ref), *ns, *name, *path;
-    eng_kube_resp r = {0};
-    int rc = 0;
+    for (size_t i = 0; i < NREF; i++)
+        if (strcmp(refkinds[i].kind, kind) == 0)
+            return (int)i;
+    return -1;
+}
 
-    if (!kind)
-        return core_error_set(err, BERTH_ENOMEM, "out of memory");
-    ns = strchr(kind, '/');
-    *ns++ = '\0';
-    name = strchr(ns, '/');
-    *name++ = '\0';
-    if (!name_ok(name)) {
-        core_free(kind);
-        return 0; /* not a name the API server can hold; the loader reports the missing ref */
-    }
-    path = strcmp(kind, "Secret") == 0
-               ? core_sprintf("/api/v1/namespaces/%s/secrets/%s", ns, name)
-               : core_sprintf("/api/v1/namespaces/%s/configmaps/%s", ns, name);
+/* The references are now refs: the watches keep what it names; cached objects and "tried"
+ * marks of references that are gone are dropped (a reference that comes back is read again). */
+static int refs_set(ks *s, json_t *refs)
+{
+    json_t *copy = json_copy(refs), *c;
+    const char *key;
+    void *tmp;
+    if (!copy)
+        return BERTH_ENOMEM;
+    pthread_mutex_lock(&s->mu);
+    json_decref(s->refs);
+    s->refs = copy;
+    json_object_foreach_safe(s->tried, tmp, key, c) if (!json_object_get(refs, key))
+        json_object_del(s->tried, key);
+    for (size_t i = 0; i < NREF; i++)
+        json_object_foreach_safe(s->rcache[i], tmp, key,
+                                 c) if (!eng_kstore_ref_wanted(refs, refkinds[i].kind, c))
+            json_object_del(s->rcache[i], key);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* GET one referenced object that is not cached: *out the object (new reference) or NULL when
+ * it does not exist. */
+static int ref_get(ks *s, json_t **out, const char *kind, const char *ns, const char *name,
+                   berth_error **err)
+{
+    char *path = strcmp(kind, "Secret") == 0
+                     ? core_sprintf("/api/v1/namespaces/%s/secrets/%s", ns, name)
+                     : core_sprintf("/api/v1/namespaces/%s/configmaps/%s", ns, name);
+    eng_kube_resp r = {0};
+    int rc;
+    *out = NULL;
     if (!path)
-        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
-    else if ((rc = eng_kube_do(s->k, &r, "GET", path, NULL, NULL, 0, err)) == 0) {
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if ((rc = eng_kube_do(s->k, &r, "GET", path, NULL, NULL, 0, err)) == 0) {
         if (r.code == 200)
-            rc = files_put(
-                files, strcmp(kind, "Secret") == 0 ? "secret" : "configmap", ns, name,
-                store_doc(r.body, "v1", kind, strcmp(kind, "Secret") == 0 ? secret_keys : cm_keys),
-                err);
+            *out = json_incref(r.body);
         else if (r.code != 404) { /* a missing one: the reconcile reports it */
             char *what = core_sprintf("reading %s %s/%s", kind, ns, name);
             rc = eng_kube_resp_error(err, &r, what ? what : kind);
@@ -663,8 +721,165 @@ static int get_ref(ks *s, json_t *files, const char *ref, berth_error **err)
     }
     eng_kube_resp_dispose(&r);
     core_free(path);
+    return rc;
+}
+
+/* Put the store file of one referenced Secret/ConfigMap ("Kind/ns/name") into files: from the
+ * watch's cache, else (a new reference) read once with GET into the cache. */
+static int ref_put(ks *s, json_t *files, const char *ref, berth_error **err)
+{
+    char *kind = core_strdup(ref), *ns, *name, *key;
+    json_t *obj = NULL;
+    bool tried = false;
+    int ki, rc = 0;
+
+    if (!kind)
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    ns = strchr(kind, '/');
+    *ns++ = '\0';
+    name = strchr(ns, '/');
+    *name++ = '\0';
+    ki = refkind_index(kind);
+    if (ki < 0 || !eng_kstore_name_ok(name)) {
+        core_free(kind);
+        return 0; /* not a name the API server can hold; the loader reports the missing ref */
+    }
+    if (!(key = core_sprintf("%s/%s", ns, name))) {
+        core_free(kind);
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&s->mu);
+    if ((obj = json_object_get(s->rcache[ki], key)))
+        json_incref(obj);
+    else if (!(tried = json_object_get(s->tried, ref) != NULL))
+        (void)json_object_set_new(s->tried, ref, json_true());
+    pthread_mutex_unlock(&s->mu);
+    if (!obj && !tried) {
+        if ((rc = ref_get(s, &obj, kind, ns, name, err)) < 0) {
+            pthread_mutex_lock(&s->mu); /* not known to be absent: read it again next pass */
+            (void)json_object_del(s->tried, ref);
+            pthread_mutex_unlock(&s->mu);
+        } else if (obj) {
+            pthread_mutex_lock(&s->mu); /* the watch's copy, when it has one, is newer */
+            if (!json_object_get(s->rcache[ki], key))
+                (void)json_object_set(s->rcache[ki], key, obj);
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    if (rc == 0 && obj)
+        rc = files_put(files, refkinds[ki].lower, ns, name,
+                       eng_kstore_doc(obj, "v1", kind, refkinds[ki].keys), err);
+    json_decref(obj);
+    core_free(key);
     core_free(kind);
     return rc;
+}
+
+/* The references of one CR's spec into refs: "Kind/ns/name" -> the ids ("Kind/ns/name") of the
+ * CRs that reference it. */
+static int refs_add_users(json_t *refs, const char *kind, const char *ns, const char *name,
+                          json_t *spec)
+{
+    json_t *mine = json_object(), *users, *v;
+    char *id = core_sprintf("%s/%s/%s", kind, ns, name);
+    const char *ref;
+    int rc = mine && id ? eng_kstore_refs_collect(mine, spec, ns) : BERTH_ENOMEM;
+    json_object_foreach(mine, ref, v)
+    {
+        if (rc < 0)
+            break;
+        if (!(users = json_object_get(refs, ref)) &&
+            (json_object_set_new(refs, ref, json_array()) < 0 ||
+             !(users = json_object_get(refs, ref))))
+            rc = BERTH_ENOMEM;
+        else if (json_array_append_new(users, json_string(id)) < 0)
+            rc = BERTH_ENOMEM;
+    }
+    json_decref(mine);
+    core_free(id);
+    return rc;
+}
+
+/* A referenced Secret or ConfigMap whose store document changed (edited, created or deleted)
+ * since the last pass: the CRs that use it are reconciled once the loop has reloaded the store
+ * (WAKE_DELAY_MS, more than its poll), since a reference is not part of the CR's own document
+ * and a reload alone reconciles only changed documents. The first pass only takes note. */
+static int refs_changed(ks *s, json_t *files, json_t *refs)
+{
+    json_t *seen = json_object(), *users, *u;
+    const char *ref;
+    int64_t due = core_mono_now() + WAKE_DELAY_MS;
+    size_t i;
+
+    if (!seen)
+        return BERTH_ENOMEM;
+    json_object_foreach(refs, ref, users)
+    {
+        char *kind = core_strdup(ref), *ns, *name, *lk = NULL, *fname = NULL, dg[72] = "";
+        const char *text, *was;
+        if (!kind || !(ns = strchr(kind, '/')) || !(name = strchr(ns + 1, '/'))) {
+            core_free(kind);
+            continue;
+        }
+        *ns++ = '\0';
+        *name++ = '\0';
+        lk = lower(kind);
+        fname = lk ? core_sprintf("%s_%s_%s.yaml", lk, ns, name) : NULL;
+        if (fname && (text = json_string_value(json_object_get(files, fname))))
+            core_sha256_digest(dg, text, strlen(text));
+        (void)json_object_set_new(seen, ref, json_string(dg));
+        was = json_string_value(json_object_get(s->ref_digest, ref));
+        if (was && strcmp(was, dg) != 0) {
+            json_array_foreach(users, i, u)(void)
+                json_object_set_new(s->wake, json_string_value(u), json_integer(due));
+            if (s->wake_at == 0 || due < s->wake_at)
+                s->wake_at = due;
+        }
+        core_free(fname);
+        core_free(lk);
+        core_free(kind);
+    }
+    json_decref(s->ref_digest);
+    s->ref_digest = seen;
+    return 0;
+}
+
+/* Ask the loop to reconcile the CRs of refs_changed once their time has come. */
+static void wake_users(ks *s)
+{
+    const char *id;
+    json_t *due;
+    void *tmp;
+    s->wake_at = 0;
+    json_object_foreach_safe(s->wake, tmp, id, due)
+    {
+        char *path;
+        int status = 0;
+        berth_error *e = NULL;
+        if (!s->loop_up || json_integer_value(due) > core_mono_now()) {
+            if (s->wake_at == 0 || json_integer_value(due) < s->wake_at)
+                s->wake_at = json_integer_value(due);
+            continue;
+        }
+        if (!(path = core_sprintf("/v1/reconcile/%s", id)))
+            return;
+        if (berth_engine_control(&status, NULL, s->opts->state_dir, "POST", path, &e) == 0 &&
+            (status == 202 || status == 404)) { /* 404: not (or no longer) in the loop */
+            if (status == 202) {
+                char *k = core_strdup(id), *n = k ? strchr(k, '/') : NULL, *m;
+                if (n && (m = strchr(n + 1, '/'))) {
+                    *n++ = '\0';
+                    *m++ = '\0';
+                    eng_log("info", "reference-changed", k, n, m,
+                            "a Secret or ConfigMap it references changed: reconciling");
+                }
+                core_free(k);
+            }
+            json_object_del(s->wake, id);
+        }
+        berth_error_free(e);
+        core_free(path);
+    }
 }
 
 static int sync_pass(ks *s, bool write_back, berth_error **err)
@@ -723,22 +938,31 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
             const json_t *md = json_object_get(o, "metadata");
             const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
             char *lk;
-            if (!name_ok(ns) || !name_ok(name) || json_object_get(md, "deletionTimestamp"))
+            if (!eng_kstore_name_ok(ns) || !eng_kstore_name_ok(name) ||
+                json_object_get(md, "deletionTimestamp"))
                 continue;
             if (!(lk = lower(crs[i].kind)) ||
-                refs_collect(refs, json_object_get(o, "spec"), NULL, ns) < 0) {
+                refs_add_users(refs, crs[i].kind, ns, name, json_object_get(o, "spec")) < 0) {
                 core_free(lk);
                 rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
                 goto out;
             }
             rc = files_put(files, lk, ns, name,
-                           store_doc(o, crs[i].api_version, crs[i].kind, cr_keys), err);
+                           eng_kstore_doc(o, crs[i].api_version, crs[i].kind, cr_keys), err);
             core_free(lk);
             if (rc < 0)
                 goto out;
         }
     }
-    json_object_foreach(refs, ref, v) if ((rc = get_ref(s, files, ref, err)) < 0) goto out;
+    if (refs_set(s, refs) < 0) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_object_foreach(refs, ref, v) if ((rc = ref_put(s, files, ref, err)) < 0) goto out;
+    if (refs_changed(s, files, refs) < 0) {
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = store_write(s, files, &changed, err)) < 0)
         goto out;
     if (changed)
@@ -751,13 +975,15 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
         {
             const json_t *md = json_object_get(o, "metadata");
             const char *ns = str_at(md, "namespace", NULL), *name = str_at(md, "name", NULL);
-            if (!name_ok(ns) || !name_ok(name) || json_object_get(md, "deletionTimestamp"))
+            if (!eng_kstore_name_ok(ns) || !eng_kstore_name_ok(name) ||
+                json_object_get(md, "deletionTimestamp"))
                 continue;
             handle_requested(s, crs[i].kind, ns, name, o);
             if ((rc = write_status(s, &maps[i], crs[i].kind, o, err)) < 0)
                 goto out;
         }
     }
+    wake_users(s);
     forward_events(s, items);
 out:
     for (i = 0; i < n; i++) {
@@ -790,15 +1016,34 @@ static void pass_logged(ks *s, bool write_back)
 
 /* ---------------------------------------------------------------- watches */
 
+/* Watch i: crs[i] for i < NCR, then refkinds[i - NCR] (cluster-wide, referenced objects only). */
+#define NWATCH (NCR + NREF)
+
 typedef struct kwatch {
     ks *s;
-    size_t i;     /* crs[i] */
-    eng_kube *k;  /* this thread's own client */
+    size_t i;     /* the watched kind, as above */
+    eng_kube *k;  /* this thread's own client (cancelled by s->cancel) */
     char *path;   /* the collection */
     char *failed; /* the last failure logged, to log each distinct one once */
     pthread_t th;
     bool started;
 } kwatch;
+
+static bool is_ref(const kwatch *w)
+{
+    return w->i >= NCR;
+}
+
+static const char *wkind(size_t i)
+{
+    return i < NCR ? crs[i].kind : refkinds[i - NCR].kind;
+}
+
+/* The cache watch i fills (under mu). */
+static json_t **wcache(ks *s, size_t i)
+{
+    return i < NCR ? &s->cache[i] : &s->rcache[i - NCR];
+}
 
 static bool stopping(ks *s)
 {
@@ -816,30 +1061,85 @@ static char *obj_key(const json_t *o)
     return name ? core_sprintf("%s/%s", ns ? ns : "", name) : NULL;
 }
 
-/* One watch event into the cache; wakes the pass. Ends the watch when stopping. */
+/* One watch event into the cache (under mu); a Secret or ConfigMap no CR references is dropped
+ * (and forgotten if cached). *changed: the cache changed. Returns 0 or BERTH_ENOMEM. */
+static int cache_event(kwatch *w, const char *type, const json_t *object, bool *changed)
+{
+    ks *s = w->s;
+    json_t *cache = *wcache(s, w->i);
+    char *key = obj_key(object);
+    bool del = strcmp(type, "DELETED") == 0;
+    int rc = 0;
+
+    *changed = false;
+    if (!key)
+        return 0;
+    if (is_ref(w) && !del && !eng_kstore_ref_wanted(s->refs, wkind(w->i), object))
+        del = true; /* not (or no longer) referenced */
+    if (del && is_ref(w) && strcmp(type, "DELETED") == 0) {
+        char *id = core_sprintf("%s/%s", wkind(w->i), key);
+        if (id && eng_kstore_ref_wanted(s->refs, wkind(w->i), object))
+            (void)json_object_set_new(s->tried, id, json_true()); /* gone: no GET for it */
+        core_free(id);
+    }
+    if (!cache) {
+        /* not listed yet */
+    } else if (del) {
+        *changed = json_object_del(cache, key) == 0;
+    } else {
+        json_t *copy = json_deep_copy(object);
+        if (!copy || json_object_set_new(cache, key, copy) < 0)
+            rc = BERTH_ENOMEM;
+        *changed = true;
+    }
+    core_free(key);
+    return rc;
+}
+
+/* One watch event into the cache; wakes the pass when it changed. Ends the watch when stopping. */
 static int watch_apply(void *payload, const char *type, const json_t *object)
 {
     kwatch *w = payload;
     ks *s = w->s;
-    char *key = obj_key(object);
-    json_t *copy = strcmp(type, "DELETED") == 0 ? NULL : json_deep_copy(object);
-    bool stop;
-    int rc = 0;
+    bool stop, changed;
+    int rc;
 
     pthread_mutex_lock(&s->mu);
-    if (!key || (strcmp(type, "DELETED") != 0 && !copy))
-        rc = BERTH_ENOMEM;
-    else if (s->cache[w->i] && !copy)
-        json_object_del(s->cache[w->i], key);
-    else if (s->cache[w->i] && json_object_set_new(s->cache[w->i], key, copy) == 0)
-        copy = NULL;
-    s->dirty = true;
-    pthread_cond_broadcast(&s->cv);
+    rc = cache_event(w, type, object, &changed);
+    if (changed) {
+        s->dirty = true;
+        pthread_cond_broadcast(&s->cv);
+    }
     stop = s->stop;
     pthread_mutex_unlock(&s->mu);
-    json_decref(copy);
-    core_free(key);
     return rc < 0 ? rc : stop ? 1 : 0;
+}
+
+typedef struct relister {
+    kwatch *w;
+    json_t *cache;
+} relister;
+
+/* One listed object into the new cache; Secrets and ConfigMaps only when referenced, so a list
+ * of thousands of Secrets keeps a handful (page by page). */
+static int relist_item(void *payload, json_t *o)
+{
+    relister *r = payload;
+    char *key;
+    bool want = true;
+    if (is_ref(r->w)) {
+        pthread_mutex_lock(&r->w->s->mu);
+        want = eng_kstore_ref_wanted(r->w->s->refs, wkind(r->w->i), o);
+        pthread_mutex_unlock(&r->w->s->mu);
+    }
+    if (!want || !(key = obj_key(o)))
+        return 0;
+    if (json_object_set(r->cache, key, o) < 0) {
+        core_free(key);
+        return BERTH_ENOMEM;
+    }
+    core_free(key);
+    return 0;
 }
 
 /* List the kind into a new cache (objects gone since the last list drop out with the old one);
@@ -847,29 +1147,22 @@ static int watch_apply(void *payload, const char *type, const json_t *object)
 static int watch_relist(kwatch *w, char **rv, berth_error **err)
 {
     ks *s = w->s;
-    json_t *items = NULL, *cache = json_object(), *o;
-    size_t j;
+    relister r = {.w = w, .cache = json_object()};
     int rc;
 
     core_free(*rv);
     *rv = NULL;
-    if (!cache)
+    if (!r.cache)
         return core_error_set(err, BERTH_ENOMEM, "out of memory");
-    if ((rc = eng_kube_list(&items, rv, w->k, w->path, s->opts->watch_label_selector, err)) < 0) {
-        json_decref(cache);
+    if ((rc =
+             eng_kube_list_each(rv, w->k, w->path, is_ref(w) ? NULL : s->opts->watch_label_selector,
+                                relist_item, &r, err)) < 0) {
+        json_decref(r.cache);
         return rc;
     }
-    json_array_foreach(items, j, o)
-    {
-        char *key = obj_key(o);
-        if (key)
-            json_object_set(cache, key, o);
-        core_free(key);
-    }
-    json_decref(items);
     pthread_mutex_lock(&s->mu);
-    json_decref(s->cache[w->i]);
-    s->cache[w->i] = cache;
+    json_decref(*wcache(s, w->i));
+    *wcache(s, w->i) = r.cache;
     s->dirty = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -880,7 +1173,7 @@ static void watch_failed(kwatch *w, const char *what, berth_error *e)
 {
     char *t = berth_error_text(e);
     if (t && (!w->failed || strcmp(t, w->failed) != 0)) {
-        eng_log("warn", "store-watch-failed", crs[w->i].kind, NULL, NULL, "%s: %s", what, t);
+        eng_log("warn", "store-watch-failed", wkind(w->i), NULL, NULL, "%s: %s", what, t);
         core_free(w->failed);
         w->failed = core_strdup(t);
     }
@@ -906,8 +1199,9 @@ static void nap(ks *s, long ms)
 
 /* List, then watch from the list's resourceVersion; a dropped watch resumes from the last
  * resourceVersion seen (events and bookmarks), 410 Expired lists again, and so does the
- * safety-net resync every RESYNC_MS. Each watch lasts WATCH_TIMEOUT_S so that a stop is seen
- * within about a second (the HTTP layer has no cancel). */
+ * safety-net resync every RESYNC_MS. Each watch asks for a timeoutSeconds between 5 and 10
+ * minutes (spread, as client-go does, so that replicas do not reconnect together); a stop
+ * cancels the request in flight (s->cancel, within about 100 ms). */
 static void *watch_thread(void *arg)
 {
     kwatch *w = arg;
@@ -921,7 +1215,8 @@ static void *watch_thread(void *arg)
         int rc;
         if (relist || core_mono_now() - listed >= RESYNC_MS) {
             if (watch_relist(w, &rv, &e) < 0) {
-                watch_failed(w, "list", e);
+                if (berth_error_code(e) != BERTH_ECANCELED)
+                    watch_failed(w, "list", e);
                 berth_error_free(e);
                 nap(s, 1000);
                 continue;
@@ -929,12 +1224,15 @@ static void *watch_thread(void *arg)
             relist = false;
             listed = core_mono_now();
         }
-        rc = eng_kube_watch(w->k, w->path, s->opts->watch_label_selector, &rv, WATCH_TIMEOUT_S,
-                            watch_apply, w, &e);
+        rc = eng_kube_watch(w->k, w->path, is_ref(w) ? NULL : s->opts->watch_label_selector, &rv,
+                            WATCH_MIN_S + (int)randombytes_uniform(WATCH_SPAN_S), watch_apply, w,
+                            &e);
         if (rc == BERTH_ECONFLICT) {
-            eng_log("info", "store-relist", crs[w->i].kind, NULL, NULL,
+            eng_log("info", "store-relist", wkind(w->i), NULL, NULL,
                     "the watch resourceVersion expired; listing again");
             relist = true;
+        } else if (rc == BERTH_ECANCELED) {
+            /* stopping */
         } else if (rc < 0) {
             watch_failed(w, "watch", e);
             nap(s, 1000);
@@ -948,21 +1246,34 @@ static void *watch_thread(void *arg)
     return NULL;
 }
 
+/* The pass every SYNC_PERIOD_MS and at once after a watch event; the caller's stop flag (set by
+ * a signal handler, which cannot signal a condition variable) is looked at every STOP_CHECK_MS
+ * so that SIGTERM stops the loop quickly. */
 static void *store_thread(void *arg)
 {
     ks *s = arg;
+    int64_t next = 0;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         struct timespec ts;
+        int64_t now = core_mono_now();
+        bool due = s->dirty || now >= next || (s->wake_at && now >= s->wake_at);
         pthread_mutex_unlock(&s->mu);
         s->loop_up = true;
         if (caller_stopped(s))
             s->loop_stop = 1;
-        lease_keep(s);
-        if (!s->lease_lost)
-            pass_logged(s, true);
+        if (due) {
+            lease_keep(s);
+            if (!s->lease_lost)
+                pass_logged(s, true);
+            next = core_mono_now() + SYNC_PERIOD_MS;
+        }
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += SYNC_PERIOD_MS / 1000;
+        ts.tv_nsec += STOP_CHECK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         pthread_mutex_lock(&s->mu);
         if (!s->stop && !s->dirty)
             (void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
@@ -975,9 +1286,8 @@ static void *store_thread(void *arg)
  * recorded in w[i].started; a failure to start leaves the periodic list (s->watching false). */
 static int watches_start(kwatch *w, ks *s, berth_error **err)
 {
-    size_t n = sizeof(crs) / sizeof(crs[0]);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < NWATCH && rc == 0; i++) {
         eng_kube_config *cfg = NULL;
         eng_kube_mapping m = {0};
         w[i].s = s;
@@ -986,14 +1296,15 @@ static int watches_start(kwatch *w, ks *s, berth_error **err)
                 0 ||
             (rc = eng_kube_new(&w[i].k, cfg, err)) < 0)
             break;
-        if ((rc = eng_kube_map(&m, w[i].k, crs[i].api_version, crs[i].kind, err)) < 0)
+        eng_kube_set_cancel(w[i].k, &s->cancel);
+        if ((rc = eng_kube_map(&m, w[i].k, i < NCR ? crs[i].api_version : "v1", wkind(i), err)) < 0)
             break;
         w[i].path = eng_kube_path(&m, NULL, NULL);
         eng_kube_mapping_dispose(&m);
         if (!w[i].path)
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         else if (pthread_create(&w[i].th, NULL, watch_thread, &w[i]) != 0)
-            rc = core_error_set(err, BERTH_ENOMEM, "cannot start the %s watch thread", crs[i].kind);
+            rc = core_error_set(err, BERTH_ENOMEM, "cannot start the %s watch thread", wkind(i));
         else
             w[i].started = true;
     }
@@ -1004,9 +1315,10 @@ static void watches_stop(kwatch *w, ks *s)
 {
     pthread_mutex_lock(&s->mu);
     s->stop = true;
+    s->cancel = 1; /* ends the watches (and lists) in flight */
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < sizeof(crs) / sizeof(crs[0]); i++) {
+    for (size_t i = 0; i < NWATCH; i++) {
         if (w[i].started)
             pthread_join(w[i].th, NULL);
         w[i].started = false;
@@ -1023,7 +1335,7 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     berth_engine_opts inner = *opts;
     eng_kube_config *cfg = NULL;
     ks s = {.opts = opts};
-    kwatch w[sizeof(crs) / sizeof(crs[0])] = {{0}};
+    kwatch w[NWATCH] = {{0}};
     pthread_t th;
     bool started = false;
     int rc;
@@ -1033,7 +1345,10 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     if (!(s.dir = core_sprintf("%s/%s", opts->state_dir, STORE_DIR)) ||
-        !(s.handled = json_object())) {
+        !(s.handled = json_object()) || !(s.pending = json_object()) || !(s.refs = json_object()) ||
+        !(s.tried = json_object()) || !(s.rcache[0] = json_object()) ||
+        !(s.ref_digest = json_object()) || !(s.wake = json_object()) || !(s.sent = json_object()) ||
+        !(s.rcache[1] = json_object())) {
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         goto out;
     }
@@ -1057,7 +1372,7 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
                                                           : "default";
         (void)gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
-        if (!name_ok(lns)) {
+        if (!eng_kstore_name_ok(lns)) {
             eng_kube_config_free(cfg);
             rc = core_error_set(err, BERTH_EINVAL, "leader election namespace \"%s\" is not a name",
                                 lns);
@@ -1105,7 +1420,9 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
         }
         started = true;
     }
+    eng_reconcile_hook_set(reconcile_marked, &s);
     rc = berth_engine_run(all_ready_out, &inner, err);
+    eng_reconcile_hook_set(NULL, NULL);
     if (started) {
         pthread_mutex_lock(&s.mu);
         s.stop = true;
@@ -1121,10 +1438,18 @@ int eng_kstore_run(bool *all_ready_out, const berth_engine_opts *opts, berth_err
         pass_logged(&s, true);
 out:
     watches_stop(w, &s);
-    for (size_t i = 0; i < sizeof(crs) / sizeof(crs[0]); i++)
+    for (size_t i = 0; i < NCR; i++)
         json_decref(s.cache[i]);
+    for (size_t i = 0; i < NREF; i++)
+        json_decref(s.rcache[i]);
     eng_kube_free(s.k);
     json_decref(s.handled);
+    json_decref(s.pending);
+    json_decref(s.refs);
+    json_decref(s.tried);
+    json_decref(s.ref_digest);
+    json_decref(s.wake);
+    json_decref(s.sent);
     core_free(s.last_error);
     core_free(s.dir);
     core_free(s.identity);

@@ -486,6 +486,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
     *ready_out = false;
     eng_inventory_init(&old_inv);
     eng_inventory_init(&inv);
+    eng_reconcile_mark(ENG_KIND_KS, ns, name, false);
     if ((rc = eng_state_status_read(&old, ctx->state, ENG_KIND_KS, ns, name, err)) < 0)
         goto out;
     if (!(st = old ? json_deep_copy(old) : eng_status_new())) {

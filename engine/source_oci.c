@@ -479,6 +479,7 @@ int eng_source_oci_reconcile(eng_ctx *ctx, const eng_ocirepo *repo, bool *ready_
     int rc;
 
     *ready_out = false;
+    eng_reconcile_mark(ENG_KIND_OCIREPO, ns, name, false);
     if ((rc = eng_state_status_read(&old, ctx->state, ENG_KIND_OCIREPO, ns, name, err)) < 0)
         goto out;
     st = old ? json_deep_copy(old) : eng_status_new();

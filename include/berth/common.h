@@ -36,6 +36,7 @@ typedef enum {
     BERTH_ECONFLICT = -10,    /* conflicting state */
     BERTH_EIO = -11,          /* local file system error */
     BERTH_EUNSUPPORTED = -12, /* the server or format does not support this */
+    BERTH_ECANCELED = -13,    /* the caller cancelled the operation (a stop) */
 } berth_code;
 
 /** Library version string, "0.1.0". Thread-safe. */

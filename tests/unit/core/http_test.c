@@ -1006,6 +1006,152 @@ static void http_verbose_trace_redacts_secrets(void **state)
     urls_free();
 }
 
+/* ---- cancel: a socket of its own that accepts and never answers, or answers headers and stalls */
+
+typedef struct staller {
+    int listen_fd;
+    int port;
+    bool send_headers; /* answer "200, chunked" headers, then stall; else never answer */
+    int conn_fd;
+    pthread_t thread;
+} staller;
+
+static void *stall_serve(void *arg)
+{
+    staller *st = arg;
+    char buf[4096];
+    st->conn_fd = accept(st->listen_fd, NULL, NULL);
+    if (st->conn_fd >= 0 && st->send_headers) {
+        static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n";
+        (void)recv(st->conn_fd, buf, sizeof(buf), 0);
+        (void)send_all(st->conn_fd, head, sizeof(head) - 1);
+    }
+    return NULL; /* the connection stays open, silent, until staller_stop */
+}
+
+static void staller_start(staller *st, bool send_headers)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    memset(st, 0, sizeof(*st));
+    st->send_headers = send_headers;
+    st->conn_fd = -1;
+    st->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(st->listen_fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(st->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(st->listen_fd, 4), 0);
+    assert_int_equal(getsockname(st->listen_fd, (struct sockaddr *)&a, &al), 0);
+    st->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&st->thread, NULL, stall_serve, st), 0);
+}
+
+static void staller_stop(staller *st)
+{
+    pthread_join(st->thread, NULL);
+    if (st->conn_fd >= 0)
+        close(st->conn_fd);
+    close(st->listen_fd);
+}
+
+typedef struct canceller {
+    volatile int flag;
+    long after_ms;     /* set the flag this long after the start */
+    int64_t set_at_ms; /* monotonic time the flag was set */
+    pthread_t thread;
+} canceller;
+
+static void *cancel_later(void *arg)
+{
+    canceller *c = arg;
+    core_sleep_ms(c->after_ms);
+    c->set_at_ms = core_mono_now();
+    c->flag = 1;
+    return NULL;
+}
+
+/* A transfer to st with a cancel hook set after 350 ms from another thread: ECANCELED, "cancel"
+ * in the message, and back within 250 ms of the flag (CANCEL_POLL_MS is 100). */
+static void expect_cancelled_soon(staller *st)
+{
+    core_http *h = client();
+    core_http_xfer x;
+    berth_error *err = NULL;
+    canceller c = {.flag = 0, .after_ms = 350}; /* off the 100 ms wake-up grid */
+    int64_t took;
+    memset(&x, 0, sizeof(x));
+    x.req.url = keep_url(core_sprintf("http://127.0.0.1:%d/watch", st->port));
+    x.req.timeout_ms = 20000;
+    x.req.low_speed_time_s = -1;
+    x.req.cancel = &c.flag;
+    assert_int_equal(pthread_create(&c.thread, NULL, cancel_later, &c), 0);
+    assert_int_equal(core_http_do(h, &x, &err), BERTH_ECANCELED);
+    took = core_mono_now() - c.set_at_ms;
+    pthread_join(c.thread, NULL);
+    print_message("returned %lld ms after the cancel flag was set\n", (long long)took);
+    assert_true(c.set_at_ms > 0 && took >= 0 && took <= 250);
+    assert_msg_has(err, "cancelled");
+    berth_error_free(err);
+    core_http_xfer_dispose(&x);
+    core_http_free(h);
+    urls_free();
+}
+
+static void http_cancel_ends_a_request_never_answered(void **state)
+{
+    (void)state;
+    staller st;
+    staller_start(&st, false);
+    expect_cancelled_soon(&st);
+    staller_stop(&st);
+}
+
+static void http_cancel_ends_a_silent_stream_after_its_headers(void **state)
+{
+    (void)state;
+    staller st;
+    staller_start(&st, true);
+    expect_cancelled_soon(&st);
+    staller_stop(&st);
+}
+
+static void http_cancel_set_before_the_start_sends_nothing_long(void **state)
+{
+    (void)state;
+    staller st;
+    core_http *h = client();
+    core_http_xfer x;
+    berth_error *err = NULL;
+    volatile int flag = 1;
+    int64_t t0 = core_mono_now();
+    staller_start(&st, false);
+    memset(&x, 0, sizeof(x));
+    x.req.url = keep_url(core_sprintf("http://127.0.0.1:%d/watch", st.port));
+    x.req.cancel = &flag;
+    assert_int_equal(core_http_do(h, &x, &err), BERTH_ECANCELED);
+    assert_true(core_mono_now() - t0 <= 250);
+    assert_string_equal(berth_code_name(BERTH_ECANCELED), "ECANCELED");
+    berth_error_free(err);
+    core_http_xfer_dispose(&x);
+    core_http_free(h);
+    urls_free();
+    /* the staller may never see a connection: wake its accept */
+    {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)st.port);
+        (void)connect(fd, (struct sockaddr *)&a, sizeof(a));
+        staller_stop(&st);
+        close(fd);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1029,6 +1175,9 @@ int main(void)
         cmocka_unit_test(http_timeout_is_etimeout),
         cmocka_unit_test(http_tls_to_plain_server_is_clear_error),
         cmocka_unit_test(http_verbose_trace_redacts_secrets),
+        cmocka_unit_test(http_cancel_ends_a_request_never_answered),
+        cmocka_unit_test(http_cancel_ends_a_silent_stream_after_its_headers),
+        cmocka_unit_test(http_cancel_set_before_the_start_sends_nothing_long),
     };
     if (berth_init() < 0)
         return 1;

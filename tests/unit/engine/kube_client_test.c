@@ -2,6 +2,7 @@
  * (testdata/kubeapi/server.py, started here on a free port): REST mapping and its refresh for a
  * new CRD, Status errors, list, watch (events, resume, stop, 410 Expired). Skipped without
  * python3. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -235,6 +236,68 @@ static void test_list_and_watch(void **state)
     core_free(rv);
 }
 
+typedef struct later {
+    volatile int flag;
+    int64_t set_at_ms;
+    pthread_t th;
+} later;
+
+static void *set_later(void *arg)
+{
+    later *l = arg;
+    core_sleep_ms(350);
+    l->set_at_ms = core_mono_now();
+    l->flag = 1;
+    return NULL;
+}
+
+static int count_item(void *payload, json_t *o)
+{
+    (void)o;
+    (*(int *)payload)++;
+    return 0;
+}
+
+/* A long watch with no events ends soon after the client's cancel flag is set from another
+ * thread, with BERTH_ECANCELED; a list goes item by item through eng_kube_list_each. */
+static void test_watch_cancel_and_list_each(void **state)
+{
+    fx *f = *state;
+    const char *cms = "/api/v1/namespaces/default/configmaps";
+    char *rv = NULL;
+    seen s = {.stop_after = 100};
+    later l = {.flag = 0};
+    berth_error *e = NULL;
+    int n = 0;
+    int64_t took;
+    post(f->k, cms, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}");
+    post(f->k, cms, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"b\"}}");
+    assert_int_equal(eng_kube_list_each(&rv, f->k, cms, NULL, count_item, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_true(rv && rv[0]);
+    eng_kube_set_cancel(f->k, &l.flag);
+    assert_int_equal(pthread_create(&l.th, NULL, set_later, &l), 0);
+    assert_int_equal(eng_kube_watch(f->k, cms, NULL, &rv, 600, on_event, &s, &e), BERTH_ECANCELED);
+    took = core_mono_now() - l.set_at_ms;
+    pthread_join(l.th, NULL);
+    print_message("the watch ended %lld ms after the cancel flag\n", (long long)took);
+    assert_true(took >= 0 && took <= 300);
+    assert_int_equal(s.n, 0);
+    {
+        char *t = berth_error_text(e);
+        assert_non_null(strstr(t, "cancelled"));
+        free(t);
+    }
+    berth_error_free(e);
+    e = NULL;
+    /* still set: the next request ends at once */
+    core_free(rv);
+    assert_int_equal(eng_kube_list_each(&rv, f->k, cms, NULL, count_item, &n, &e), BERTH_ECANCELED);
+    berth_error_free(e);
+    eng_kube_set_cancel(f->k, NULL);
+    core_free(rv);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -243,6 +306,7 @@ int main(void)
         T(test_map_and_status_errors),
         T(test_discovery_refresh),
         T(test_list_and_watch),
+        T(test_watch_cancel_and_list_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
