@@ -15,6 +15,7 @@
 #ifndef BERTH_CORE_HTTP_H
 #define BERTH_CORE_HTTP_H
 
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "core.h"
@@ -70,7 +71,7 @@ typedef struct core_http_req {
     /* Cancel hook: when non-NULL and *cancel becomes non-zero (from any thread), the transfer
      * ends within about 100 ms with BERTH_ECANCELED, even when no byte arrives (core_http_run
      * then wakes every 100 ms to look at it). NULL: no hook and no extra wakeups. */
-    const volatile int *cancel;
+    const atomic_int *cancel;
     long low_speed_time_s; /* 0: the handle's low-speed limit; < 0: none (long watches) */
 } core_http_req;
 

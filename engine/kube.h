@@ -10,6 +10,7 @@
 #define BERTH_ENGINE_KUBE_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include <berth/error.h>
 
@@ -125,7 +126,7 @@ void eng_kube_free(eng_kube *k);
  * in flight and every later one ends within about 100 ms with BERTH_ECANCELED ("cancelled").
  * A long watch (eng_kube_watch) is stopped this way. The flag must outlive k's requests.
  */
-void eng_kube_set_cancel(eng_kube *k, const volatile int *cancel);
+void eng_kube_set_cancel(eng_kube *k, const atomic_int *cancel);
 
 /** Send Impersonate-User: user on every later request (NULL: stop). Returns 0 or ENOMEM. */
 int eng_kube_impersonate(eng_kube *k, const char *user);

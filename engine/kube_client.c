@@ -44,9 +44,9 @@ struct eng_kube {
     char *exec_cert_pem;    /* exec credential client certificate */
     char *exec_key_pem;
     char *impersonate;
-    json_t *discovery;          /* "group/version" -> resources array */
-    int64_t discovery_ms;       /* monotonic time of the first entry since the last reset */
-    const volatile int *cancel; /* eng_kube_set_cancel: ends every request in flight */
+    json_t *discovery;        /* "group/version" -> resources array */
+    int64_t discovery_ms;     /* monotonic time of the first entry since the last reset */
+    const atomic_int *cancel; /* eng_kube_set_cancel: ends every request in flight */
 };
 
 void eng_kube_resp_dispose(eng_kube_resp *r)
@@ -447,7 +447,7 @@ out:
     return rc;
 }
 
-void eng_kube_set_cancel(eng_kube *k, const volatile int *cancel)
+void eng_kube_set_cancel(eng_kube *k, const atomic_int *cancel)
 {
     if (k)
         k->cancel = cancel;

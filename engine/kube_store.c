@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,7 @@ typedef struct ks {
     json_t *refs;         /* under mu: "Kind/ns/name" -> true, what the CRs reference now */
     json_t *rcache[NREF]; /* under mu; never NULL while running */
     json_t *tried;        /* under mu: "Kind/ns/name" read with GET (or deleted) and absent */
-    volatile int cancel;  /* set by watches_stop: ends the watches' requests in flight */
+    atomic_int cancel;    /* set by watches_stop: ends the watches' requests in flight */
     json_t *ref_digest;   /* store thread: "Kind/ns/name" -> sha256 of its store document, ""
                              when absent, as of the last pass */
     json_t *wake;         /* store thread: CR "Kind/ns/name" -> monotonic ms from which to ask

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1058,7 +1059,7 @@ static void staller_stop(staller *st)
 }
 
 typedef struct canceller {
-    volatile int flag;
+    atomic_int flag;
     long after_ms;     /* set the flag this long after the start */
     int64_t set_at_ms; /* monotonic time the flag was set */
     pthread_t thread;
@@ -1125,7 +1126,7 @@ static void http_cancel_set_before_the_start_sends_nothing_long(void **state)
     core_http *h = client();
     core_http_xfer x;
     berth_error *err = NULL;
-    volatile int flag = 1;
+    atomic_int flag = 1;
     int64_t t0 = core_mono_now();
     staller_start(&st, false);
     memset(&x, 0, sizeof(x));

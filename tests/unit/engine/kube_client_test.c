@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -237,7 +238,7 @@ static void test_list_and_watch(void **state)
 }
 
 typedef struct later {
-    volatile int flag;
+    atomic_int flag;
     int64_t set_at_ms;
     pthread_t th;
 } later;
