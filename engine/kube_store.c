@@ -93,6 +93,7 @@ typedef struct ks {
     char *lease_path;   /* /apis/coordination.k8s.io/v1/namespaces/NS/leases/berth-leader */
     char *identity;     /* holderIdentity: "<hostname>_<pid>" */
     int64_t renewed_ms; /* monotonic time of the last successful acquire or renew */
+    eng_kstore_lease_obs lease_seen; /* another holder's Lease as last seen, and since when */
     volatile sig_atomic_t loop_stop; /* the loop's stop flag: the caller's, or the lease lost */
     bool lease_lost;
     off_t events_off; /* STATE/events.jsonl: bytes already sent as Kubernetes Events */
@@ -418,17 +419,17 @@ static void micro_now(char out[64])
 
 /*
  * One attempt to take or keep the Lease. *held_out: this process holds it now. A lease another
- * identity renewed within its leaseDurationSeconds is left alone; an expired one is taken over
- * (leaseTransitions + 1). Writes carry the read resourceVersion, so of two replicas racing for
- * the same lease one gets 409 and stays a follower.
+ * identity holds is left alone until its record has not changed for leaseDurationSeconds by our
+ * own monotonic clock (client-go's rule, eng_kstore_lease_expired: no wall clocks compared);
+ * then it is taken over (leaseTransitions + 1). Writes carry the read resourceVersion, so of two
+ * replicas racing for the same lease one gets 409 and stays a follower.
  */
 static int lease_try(ks *s, bool *held_out, berth_error **err)
 {
     eng_kube_resp r = {0};
     json_t *lease = NULL, *spec;
     char now[64], *body = NULL;
-    const char *holder, *renew;
-    int64_t renew_s = 0, dur;
+    const char *holder;
     bool create;
     int rc;
 
@@ -451,16 +452,15 @@ static int lease_try(ks *s, bool *held_out, berth_error **err)
         lease = json_incref(r.body);
         spec = json_object_get(lease, "spec");
         holder = str_at(spec, "holderIdentity", NULL);
-        renew = str_at(spec, "renewTime", NULL);
-        dur = json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
-        if (dur <= 0)
-            dur = LEASE_SECONDS;
-        if (holder && holder[0] && strcmp(holder, s->identity) != 0 && renew &&
-            core_time_parse_rfc3339(&renew_s, renew) == 0 &&
-            renew_s + dur > core_wall_now() / 1000) {
-            json_decref(lease);
-            eng_kube_resp_dispose(&r);
-            return 0; /* another replica leads */
+        if (holder && holder[0] && strcmp(holder, s->identity) != 0) {
+            int expired =
+                eng_kstore_lease_expired(&s->lease_seen, spec, LEASE_SECONDS, core_mono_now());
+            if (expired <= 0) {
+                json_decref(lease);
+                eng_kube_resp_dispose(&r);
+                return expired < 0 ? core_error_set(err, BERTH_ENOMEM, "out of memory")
+                                   : 0; /* another replica leads */
+            }
         }
         if (!json_is_object(spec) && json_object_set_new(lease, "spec", json_object()) == 0)
             spec = json_object_get(lease, "spec");
@@ -1455,6 +1455,7 @@ out:
     core_free(s.dir);
     core_free(s.identity);
     core_free(s.lease_path);
+    eng_kstore_lease_obs_dispose(&s.lease_seen);
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     return rc;

@@ -60,4 +60,26 @@ bool eng_kstore_ref_wanted(const json_t *refs, const char *kind, const json_t *o
 int eng_kstore_status_patch(json_t **out, const json_t *file_status, const json_t *live_status,
                             int64_t generation, const char *handled);
 
+/**
+ * What a follower last saw of another replica's Lease: the record (holder, renewTime,
+ * leaseTransitions, duration as one string) and the local monotonic time it last changed.
+ * record is heap (eng_kstore_lease_obs_dispose).
+ */
+typedef struct eng_kstore_lease_obs {
+    char *record;
+    int64_t changed_ms;
+} eng_kstore_lease_obs;
+
+void eng_kstore_lease_obs_dispose(eng_kstore_lease_obs *o);
+
+/**
+ * client-go's expiry rule: another holder's Lease (spec as read) is expired once its record has
+ * not changed for its leaseDurationSeconds (default_s when absent) by the local monotonic clock
+ * now_ms. Clocks of different machines are never compared, so skew cannot make two leaders.
+ * A record seen for the first time, or changed, restarts the count. Returns 1 expired, 0 not,
+ * BERTH_ENOMEM.
+ */
+int eng_kstore_lease_expired(eng_kstore_lease_obs *o, const json_t *spec, int64_t default_s,
+                             int64_t now_ms);
+
 #endif

@@ -150,3 +150,37 @@ nomem:
     json_decref(st);
     return BERTH_ENOMEM;
 }
+
+void eng_kstore_lease_obs_dispose(eng_kstore_lease_obs *o)
+{
+    if (!o)
+        return;
+    core_free(o->record);
+    o->record = NULL;
+    o->changed_ms = 0;
+}
+
+int eng_kstore_lease_expired(eng_kstore_lease_obs *o, const json_t *spec, int64_t default_s,
+                             int64_t now_ms)
+{
+    const char *holder = json_string_value(json_object_get(spec, "holderIdentity"));
+    const char *renew = json_string_value(json_object_get(spec, "renewTime"));
+    json_int_t dur = json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
+    json_int_t trans = json_integer_value(json_object_get(spec, "leaseTransitions"));
+    char *record;
+
+    if (dur <= 0)
+        dur = default_s;
+    record = core_sprintf("%s|%s|%lld|%lld", holder ? holder : "", renew ? renew : "",
+                          (long long)trans, (long long)dur);
+    if (!record)
+        return BERTH_ENOMEM;
+    if (!o->record || strcmp(o->record, record) != 0) {
+        core_free(o->record);
+        o->record = record;
+        o->changed_ms = now_ms;
+        return 0;
+    }
+    core_free(record);
+    return now_ms - o->changed_ms >= (int64_t)dur * 1000 ? 1 : 0;
+}

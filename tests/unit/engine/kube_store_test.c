@@ -223,6 +223,38 @@ static void names_the_store_accepts(void **state)
     assert_false(eng_kstore_name_ok("Upper"));
 }
 
+/* client-go's rule: a follower counts the lease duration from when it saw the record change, on
+ * its own clock; a renewTime far in the past or future (another node's skewed clock) does not
+ * matter. */
+static void lease_expires_by_the_local_clock_from_the_last_change(void **state)
+{
+    (void)state;
+    eng_kstore_lease_obs o = {0};
+    json_t *a = js("{\"holderIdentity\":\"a_1\",\"renewTime\":\"1999-01-01T00:00:00.000000Z\","
+                   "\"leaseDurationSeconds\":15,\"leaseTransitions\":2}");
+    json_t *b = js("{\"holderIdentity\":\"a_1\",\"renewTime\":\"1999-01-01T00:00:05.000000Z\","
+                   "\"leaseDurationSeconds\":15,\"leaseTransitions\":2}");
+    json_t *nodur = js("{\"holderIdentity\":\"c_3\",\"renewTime\":\"2999-01-01T00:00:00Z\"}");
+
+    /* first sight: not expired, however old renewTime looks */
+    assert_int_equal(eng_kstore_lease_expired(&o, a, 15, 1000), 0);
+    assert_int_equal(eng_kstore_lease_expired(&o, a, 15, 15999), 0);
+    assert_int_equal(eng_kstore_lease_expired(&o, a, 15, 16000), 1);
+    /* a renewal seen restarts the count */
+    assert_int_equal(eng_kstore_lease_expired(&o, b, 15, 17000), 0);
+    assert_int_equal(eng_kstore_lease_expired(&o, b, 15, 31999), 0);
+    assert_int_equal(eng_kstore_lease_expired(&o, b, 15, 32000), 1);
+    /* no leaseDurationSeconds: the default, even with a renewTime in the future */
+    assert_int_equal(eng_kstore_lease_expired(&o, nodur, 7, 40000), 0);
+    assert_int_equal(eng_kstore_lease_expired(&o, nodur, 7, 46999), 0);
+    assert_int_equal(eng_kstore_lease_expired(&o, nodur, 7, 47000), 1);
+    eng_kstore_lease_obs_dispose(&o);
+    assert_null(o.record);
+    json_decref(a);
+    json_decref(b);
+    json_decref(nodur);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +266,7 @@ int main(void)
         cmocka_unit_test(status_patch_is_null_when_live_status_already_has_it),
         cmocka_unit_test(status_patch_with_generation_zero_keeps_the_file),
         cmocka_unit_test(names_the_store_accepts),
+        cmocka_unit_test(lease_expires_by_the_local_clock_from_the_last_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
