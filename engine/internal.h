@@ -118,7 +118,7 @@ int eng_cond(json_t *status, const char *type, const char *st, const char *reaso
 
 /**
  * Controller mode's view of reconciles (engine/kube_store.c, lastHandledReconcileAt): the
- * OCIRepository and Kustomization reconcilers call eng_reconcile_mark(.., false) when they
+ * OCIRepository, Kustomization and image reconcilers call eng_reconcile_mark(.., false) when they
  * start, and eng_status_commit calls it with ended true. One hook per process: set before the
  * loop starts and cleared (NULL) after it stopped; fn runs on the workers, concurrently.
  */

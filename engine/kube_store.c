@@ -2,9 +2,11 @@
  * engine/kube_store.c: controller mode (`berth run --kube`, issue 5): the Kubernetes API as the
  * engine's store (design.md "one store interface").
  *
- * Design: a sync pass takes the OCIRepository (source.toolkit.fluxcd.io/v1) and Kustomization
- * (kustomize.toolkit.fluxcd.io/v1) objects of every namespace (optionally filtered by a label
- * selector, for sharding), the Secrets and ConfigMaps their specs reference (any
+ * Design: a sync pass takes the OCIRepository (source.toolkit.fluxcd.io/v1), Kustomization
+ * (kustomize.toolkit.fluxcd.io/v1) and, when their CRDs are installed at start, ImageRepository,
+ * ImagePolicy and ImageUpdateAutomation (image.toolkit.fluxcd.io/v1) objects of every namespace
+ * (optionally filtered by a label selector, for sharding), the Secrets and ConfigMaps their specs
+ * reference (any
  * "*secretRef"/"*SecretRef" {name} and postBuild.substituteFrom entries, in the object's
  * namespace), and materialises them (metadata.name/namespace/labels and spec; Secrets' data,
  * never logged) as one file each in STATE/kube-store (atomic writes, mode 0600); files of objects
@@ -73,7 +75,7 @@
 #define REQUESTED_AT "reconcile.fluxcd.io/requestedAt"
 #define FILE_MAX (8u << 20)
 
-#define NCR 2  /* crs[] */
+#define NCR 5  /* crs[] */
 #define NREF 2 /* refkinds[] */
 
 typedef struct ks {
@@ -100,6 +102,7 @@ typedef struct ks {
     /* watches (after the first pass): one thread per kind keeps cache[i] ("ns/name" -> the
      * object) as the API server has it; the pass reads the cache instead of listing */
     json_t *cache[NCR]; /* under mu; NULL until that kind's watch thread listed */
+    bool absent[NCR];   /* an optional kind the API server did not serve at the first pass */
     bool watching;      /* the pass reads the cache */
     bool dirty;         /* under mu: a watch changed a cache since the last pass */
     /* referenced Secrets and ConfigMaps: one cluster-wide watch per kind keeps in rcache[i]
@@ -122,9 +125,13 @@ typedef struct ks {
 static const struct {
     const char *api_version;
     const char *kind;
+    bool optional; /* its CRD may be missing: the kind is then not watched in this run */
 } crs[] = {
-    {"source.toolkit.fluxcd.io/v1", "OCIRepository"},
-    {"kustomize.toolkit.fluxcd.io/v1", "Kustomization"},
+    {"source.toolkit.fluxcd.io/v1", "OCIRepository", false},
+    {"kustomize.toolkit.fluxcd.io/v1", "Kustomization", false},
+    {"image.toolkit.fluxcd.io/v1", "ImageRepository", true},
+    {"image.toolkit.fluxcd.io/v1", "ImagePolicy", true},
+    {"image.toolkit.fluxcd.io/v1", "ImageUpdateAutomation", true},
 };
 
 /* the kinds the CRs reference; the store keeps only the referenced objects */
@@ -883,6 +890,28 @@ static void wake_users(ks *s)
     }
 }
 
+/* Map crs[i]. An optional kind the server does not serve at the first pass (its CRD is not
+ * installed) is marked absent, logged once, and left out of this run. */
+static int kind_map(ks *s, eng_kube_mapping *m, size_t i, berth_error **err)
+{
+    berth_error *e = NULL;
+    int rc = eng_kube_map(m, s->k, crs[i].api_version, crs[i].kind, &e);
+    if (rc == BERTH_ENOTFOUND && crs[i].optional && !s->watching) {
+        eng_log("info", "kind-not-served", crs[i].kind, NULL, NULL,
+                "%s is not served by the API server (its CRD is not installed); %s objects are "
+                "not watched until berth restarts",
+                crs[i].api_version, crs[i].kind);
+        s->absent[i] = true;
+        berth_error_free(e);
+        return 0;
+    }
+    if (rc < 0 && err && !*err)
+        *err = e;
+    else
+        berth_error_free(e);
+    return rc;
+}
+
 static int sync_pass(ks *s, bool write_back, berth_error **err)
 {
     static const char *const cr_keys[] = {"spec", NULL};
@@ -903,7 +932,7 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
         bool ready = true;
         pthread_mutex_lock(&s->mu);
         for (i = 0; i < n; i++)
-            ready = ready && s->cache[i];
+            ready = ready && (s->cache[i] || s->absent[i]);
         s->dirty = false;
         pthread_mutex_unlock(&s->mu);
         if (!ready)
@@ -912,8 +941,12 @@ static int sync_pass(ks *s, bool write_back, berth_error **err)
     for (i = 0; i < n; i++) {
         char *path = NULL, *rv = NULL;
         json_t *o;
-        if ((rc = eng_kube_map(&maps[i], s->k, crs[i].api_version, crs[i].kind, err)) < 0)
+        if (s->absent[i])
+            continue;
+        if ((rc = kind_map(s, &maps[i], i, err)) < 0)
             goto out;
+        if (s->absent[i])
+            continue;
         if (!(path = eng_kube_path(&maps[i], NULL, NULL))) {
             rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
             goto out;
@@ -1293,6 +1326,8 @@ static int watches_start(kwatch *w, ks *s, berth_error **err)
         eng_kube_mapping m = {0};
         w[i].s = s;
         w[i].i = i;
+        if (i < NCR && s->absent[i])
+            continue;
         if ((rc = eng_kube_config_load(&cfg, s->opts->kubeconfig, s->opts->kube_context, err)) <
                 0 ||
             (rc = eng_kube_new(&w[i].k, cfg, err)) < 0)

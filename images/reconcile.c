@@ -74,6 +74,7 @@ static int status_begin(json_t **old_out, json_t **st_out, bool *suspended_out, 
 
     *st_out = NULL;
     *suspended_out = false;
+    eng_reconcile_mark(kind, m->ns, m->name, false); /* controller mode: requestedAt handling */
     if ((rc = eng_state_status_read(old_out, ctx->state, kind, m->ns, m->name, err)) < 0)
         return rc;
     if (!(*st_out = *old_out ? json_deep_copy(*old_out) : eng_status_new()))

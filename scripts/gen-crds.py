@@ -282,9 +282,9 @@ ipol = crd("image.toolkit.fluxcd.io", "ImagePolicy", "imagepolicies", "imagepoli
 
 # ---- ImageUpdateAutomation ----
 iua_spec = obj("Which policies update which files in which repository.", {
-    "sourceRef": obj("The GitRepository to update.", {
+    "sourceRef": obj("The source to update: a GitRepository (Flux), or an OCIRepository with spec.publish (berth).", {
         "apiVersion": s("API version of the source."),
-        "kind": s("Kind of the source.", default="GitRepository", enum=["GitRepository"]),
+        "kind": s("Kind of the source.", default="GitRepository", enum=["GitRepository", "OCIRepository"]),
         "name": s("Name of the source."), "namespace": s("Namespace, default the automation's."),
     }, ["kind", "name"]),
     "git": obj("Checkout, commit and push settings.", {
@@ -316,6 +316,13 @@ iua_spec = obj("Which policies update which files in which repository.", {
         "strategy": s("Update strategy.", default="Setters", enum=["Setters"]),
     }, ["strategy"], default={"strategy": "Setters"}),
     "suspend": b("Stop running the automation."),
+    "publish": obj("berth's gitless output: push the updated tree as a signed OCI artifact instead of a Git commit.", {
+        "url": s("Where to push: oci://HOST/REPO:TAG."),
+        "signingKey": obj("The cosign key to sign the artifact with.", {"secretRef": local_ref("Secret with cosign.key (and cosign.password).")}, ["secretRef"]),
+        "source": s("The artifact's source annotation."),
+        "secretRef": local_ref("Registry credentials (a docker config Secret)."),
+        "insecure": b("Allow plain HTTP to the registry."),
+    }, ["url", "signingKey"]),
 }, ["interval", "sourceRef"])
 iua_status = obj("Observed state of the ImageUpdateAutomation.", dict(common_status, **{
     "lastAutomationRunTime": s("When the automation last ran to completion.", format="date-time"),
@@ -323,6 +330,9 @@ iua_status = obj("Observed state of the ImageUpdateAutomation.", dict(common_sta
     "lastPushTime": s("When the last commit was pushed.", format="date-time"),
     "observedPolicies": {"type": "object", "description": "The policies and images of the last run.", "additionalProperties": ref3},
     "observedSourceRevision": s("Source revision of the last run."),
+    "lastPublishedRevision": s("berth's spec.publish: the tag@digest of the last artifact pushed."),
+    "lastPublishedPolicies": s("berth's spec.publish: the policies (ns/name=tag) of the last artifact pushed."),
+    "lastPublishedUpdateDigest": s("berth's spec.publish: digest of the updated tree last pushed."),
 }))
 iua_cols = ready + [{"jsonPath": ".status.lastAutomationRunTime", "name": "Last run", "priority": 1, "type": "string"}] + age
 iua = crd("image.toolkit.fluxcd.io", "ImageUpdateAutomation", "imageupdateautomations", "imageupdateautomation", ["iua", "imgupd", "imgauto"], [

@@ -103,6 +103,9 @@ is_ready_at() { # RESOURCE NAME GEN
 }
 wait_until berth "$BPID" "$T/berth.log" is_ready_at ocirepositories app 1
 wait_until berth "$BPID" "$T/berth.log" is_ready_at kustomizations app 1
+# only the source and kustomize CRDs are installed here: the image kinds are left out, once each
+not_served=$(grep -c 'event=kind-not-served' "$T/berth.log" || true)
+assert_eq 3 "$not_served" "image kinds reported as not served (ImageRepository, ImagePolicy, ImageUpdateAutomation)"
 _IT_CHECKS=$((_IT_CHECKS + 2))
 dep=$(kget apps deployments berth-demo web)
 [ -n "$dep" ] || fail "the Deployment web is not in the API server"
