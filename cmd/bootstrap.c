@@ -270,6 +270,29 @@ static void progress(void *payload, const char *line)
     fprintf(stderr, "progress  %s\n", line);
 }
 
+/* Install only: pull the artifact that was just verified (by its digest) as the tree to apply. */
+static int fetch_kube(boot_ctx *b, bool json)
+{
+    berth_oci_ref by_digest;
+    berth_error *err = NULL;
+    int rc;
+
+    /* a copy: b->opts.tag borrows b->ref's tag */
+    memset(&by_digest, 0, sizeof(by_digest));
+    if ((rc = berth_oci_ref_copy(&by_digest, &b->ref, &err)) < 0 ||
+        (rc = berth_oci_ref_set(&by_digest, NULL, b->digest)) < 0) {
+        berth_oci_ref_dispose(&by_digest);
+        return cli_fail(b->cmd, rc, err);
+    }
+    rc = berth_bootstrap_kube_fetch(&b->stage, b->client, &by_digest, &b->opts, NULL, &err);
+    berth_oci_ref_dispose(&by_digest);
+    if (rc < 0)
+        return cli_fail(b->cmd, rc, err);
+    if (!json)
+        printf("artifact  pulled    %s:%s@%s\n", b->opts.url, b->opts.tag, b->digest);
+    return CLI_CONTINUE;
+}
+
 /* Apply the pushed tree to the cluster and wait for berth; prints what happened. */
 static int install_kube(boot_ctx *b, bool json, int64_t wait_ms)
 {
@@ -328,7 +351,7 @@ static char *self_path(void)
     return cli_xstrdup(buf);
 }
 
-/* --kube and its flags: only together, and --kube needs --path; *wait_ms_out from --timeout. */
+/* --kube and its flags: only together; --push-only needs --path; *wait_ms_out from --timeout. */
 static int kube_flags_check(const cli_cmd *cmd, int64_t *wait_ms_out)
 {
     static const char *const kube_only[] = {"kubeconfig", "context", "image", "push-only"};
@@ -342,14 +365,13 @@ static int kube_flags_check(const cli_cmd *cmd, int64_t *wait_ms_out)
         return CLI_CONTINUE;
     if (cli_str(cmd, "host"))
         return cli_usage_error(cmd, "--kube and --host: give one of them");
-    if (cli_str(cmd, "verify-key") && !cli_str(cmd, "sign-key"))
+    if (cli_str(cmd, "path") && cli_str(cmd, "verify-key") && !cli_str(cmd, "sign-key"))
         return cli_usage_error(cmd,
                                "--kube --verify-key=\"%s\" needs --sign-key: the artifact "
                                "pushed would not be signed with it",
                                cli_str(cmd, "verify-key"));
-    if (!cli_str(cmd, "path"))
-        return cli_usage_error(cmd, "--kube needs --path=DIR (the artifact holds berth's own "
-                                    "install)");
+    if (!cli_str(cmd, "path") && cli_bool(cmd, "push-only"))
+        return cli_usage_error(cmd, "--push-only needs --path=DIR (what to push)");
     cli_duration_parse(&ms, cli_str(cmd, "timeout")); /* checked by cli_parse */
     /* 0 (never) waits a day; else end the wait (its last health round can overrun by a poll
      * interval and a read) early enough to report what is not ready before --timeout fires */
@@ -421,13 +443,16 @@ int cli_bootstrap(int argc, char **argv)
             "  Deployment with --image) under berth-system/install/, pushes, then applies it all\n"
             "  with server-side apply and waits for berth to be Ready (--timeout); --push-only\n"
             "  stops after the push (an upgrade: the running berth applies it to itself).\n"
+            "  --kube without --path installs an artifact CI pushed that way: it is verified\n"
+            "  with --verify-key, pulled by digest, and must follow this REPO:TAG.\n"
             "  Running it again changes only what differs and says what changed.",
         .examples =
             "  berth bootstrap oci://ci.example/fleet:prod --path=./fleet --sign-key=cosign.key\n"
             "  berth bootstrap oci://10.0.0.5:5000/fleet:prod --verify-key=cosign.pub "
             "--host=/\n"
             "  berth bootstrap oci://ghcr.io/acme/fleet:prod --path=./fleet --sign-key=cosign.key "
-            "--kube",
+            "--kube\n"
+            "  berth bootstrap oci://ghcr.io/acme/fleet:prod --verify-key=cosign.pub --kube",
         .min_args = 1,
         .max_args = 1,
         .flags = flags};
@@ -446,9 +471,9 @@ int cli_bootstrap(int argc, char **argv)
     json = cli_output_format(&cmd) == CLI_OUT_JSON;
     if ((code = kube_flags_check(&cmd, &wait_ms)) != CLI_CONTINUE)
         goto out;
-    if (!cli_str(&cmd, "path") && !cli_str(&cmd, "host")) {
-        code = cli_usage_error(&cmd, "nothing to do: give --path=DIR (push), --host=ROOT "
-                                     "(install) or both");
+    if (!cli_str(&cmd, "path") && !cli_str(&cmd, "host") && !cli_bool(&cmd, "kube")) {
+        code = cli_usage_error(&cmd, "nothing to do: give --path=DIR (push), --host=ROOT or "
+                                     "--kube (install), or both");
         goto out;
     }
     if ((code = cli_ref_parse(&b.ref, &cmd, cmd.args[0])) != CLI_CONTINUE)
@@ -515,6 +540,8 @@ int cli_bootstrap(int argc, char **argv)
             printf("artifact  verified  %s:%s@%s with %s\n", url, b.ref.tag, b.digest, b.key_name);
         code = CLI_EXIT_OK;
     }
+    if (b.opts.kube && !cli_str(&cmd, "path") && (code = fetch_kube(&b, json)) != CLI_CONTINUE)
+        goto out;
     if (cli_str(&cmd, "host")) {
         code = install_host(&b, json);
     } else if (b.opts.kube && !cli_bool(&cmd, "push-only")) {

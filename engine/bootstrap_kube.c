@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <berth/artifact.h>
 #include <berth/bootstrap.h>
 
 #include "core/core.h"
@@ -481,4 +482,64 @@ out:
     eng_target_free(t);
     eng_kube_free(k);
     return rc;
+}
+
+/* ------------------------------------------------------------------ install only */
+
+/* The artifact's berth-system/sync.yaml follows o->url:o->tag (the lines berth_bootstrap_sync_yaml
+ * writes), and berth-system/install/ exists. */
+static int fetched_check(const char *dir, const berth_oci_ref *ref, const berth_bootstrap_opts *o,
+                         berth_error **err)
+{
+    char *sync = core_sprintf("%s/" NAME "/sync.yaml", dir);
+    char *inst = core_sprintf("%s/" NAME "/install", dir);
+    char *url_line = core_sprintf("  url: \"%s\"\n", o->url);
+    char *tag_line = core_sprintf("    tag: \"%s\"\n", o->tag);
+    berth_buf text = BERTH_BUF_INIT;
+    int rc = 0;
+
+    if (!sync || !inst || !url_line || !tag_line)
+        rc = nomem(err);
+    else if (!core_fs_is_dir(inst) || core_fs_read_file(&text, sync, 1u << 20, NULL) < 0)
+        rc = core_error_set(err, BERTH_EINVAL,
+                            "%s/%s:%s is not a cluster bootstrap artifact (no %s/install/ or "
+                            "%s/sync.yaml): push it with berth bootstrap --kube --path=DIR",
+                            ref->registry, ref->repository, o->tag, NAME, NAME);
+    else if (!text.ptr || !strstr(text.ptr, url_line) || !strstr(text.ptr, tag_line))
+        rc = core_error_set(err, BERTH_EINVAL,
+                            "%s/%s:%s: its %s/sync.yaml does not follow %s:%s (it was pushed for "
+                            "another registry or tag); push it for this one with berth bootstrap "
+                            "--kube --push-only",
+                            ref->registry, ref->repository, o->tag, NAME, o->url, o->tag);
+    berth_buf_dispose(&text);
+    core_free(sync);
+    core_free(inst);
+    core_free(url_line);
+    core_free(tag_line);
+    return rc;
+}
+
+int berth_bootstrap_kube_fetch(char **dir_out, berth_oci_client *c, const berth_oci_ref *ref,
+                               const berth_bootstrap_opts *opts, const char *parent,
+                               berth_error **err)
+{
+    berth_pull_result res = {.source = NULL};
+    char *dir = NULL;
+    int rc;
+
+    BERTH_ARG_CHECK(dir_out && c && ref && opts && opts->url && opts->tag);
+    *dir_out = NULL;
+    if (!parent)
+        parent = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
+    if ((rc = core_fs_mkdtemp(&dir, parent, ".berth-bootstrap-", err)) < 0)
+        return rc;
+    if ((rc = berth_artifact_pull(&res, c, ref, dir, NULL, NULL, err)) < 0 ||
+        (rc = fetched_check(dir, ref, opts, err)) < 0) {
+        berth_pull_result_dispose(&res);
+        berth_bootstrap_unstage(dir);
+        return rc;
+    }
+    berth_pull_result_dispose(&res);
+    *dir_out = dir;
+    return 0;
 }

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "common.h"
 #include "error.h"
+#include "oci.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -132,6 +133,21 @@ BERTH_EXTERN void berth_bootstrap_objects_free(berth_bootstrap_object *objs, siz
  * BERTH_EAUTH / BERTH_EDENIED.
  */
 BERTH_EXTERN int berth_bootstrap_kube_check(const berth_bootstrap_kube_opts *kopts,
+                                            berth_error **err);
+
+/**
+ * Install without pushing (`berth bootstrap --kube` without --path): pull ref (by digest: the
+ * one that was verified) into a new directory under parent (NULL: $TMPDIR or /tmp) and check
+ * that it is a cluster bootstrap artifact that follows opts->url:opts->tag: its berth-system/
+ * holds install/ and a sync.yaml naming that URL and tag, so the installed berth follows the
+ * registry it was installed from (an artifact mirrored from elsewhere must be pushed again with
+ * `bootstrap --kube --push-only` for its new home). *dir_out (berth_bootstrap_unstage) is the
+ * tree for berth_bootstrap_kube_install. Returns 0, BERTH_EINVAL (not such an artifact, or it
+ * follows another reference: the message names both), or the pull's codes.
+ */
+BERTH_EXTERN int berth_bootstrap_kube_fetch(char **dir_out, berth_oci_client *c,
+                                            const berth_oci_ref *ref,
+                                            const berth_bootstrap_opts *opts, const char *parent,
                                             berth_error **err);
 
 /**

@@ -114,7 +114,9 @@ berth_ok list artifacts "$URL" -o json
 assert_eq "$tags_before" "$OUT" "a wrong password pushes nothing"
 
 it "bad input: --kube, ROOT, --interval, --berth-bin"
-assert_fails --rc 2 "--kube needs --path" berth bootstrap "$URL:prod" --kube
+assert_fails --rc 2 "--push-only needs --path" berth bootstrap "$URL:prod" --kube --push-only
+# --kube alone installs what is in the registry: without a cluster it stops before pulling
+assert_fails --rc 1 "no Kubernetes configuration" berth bootstrap "$URL:prod" --kube
 assert_fails --rc 2 "give one of them" berth bootstrap "$URL:prod" --kube --path="$T/fleet" --host="$ROOT"
 assert_fails --rc 2 "--image needs --kube" berth bootstrap "$URL:prod" --path="$T/fleet" --image=berth:2
 assert_fails --rc 1 "--image \"berth:\"" berth bootstrap "$URL:prod" --path="$T/fleet" --kube --image=berth:

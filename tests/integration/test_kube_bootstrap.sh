@@ -12,7 +12,10 @@
 # status shows the new revision). Also: re-running bootstrap reports every object unchanged and
 # pushes nothing new; a wrong --verify-key fails before anything is installed, naming the key;
 # an unreachable API server fails clearly; a Deployment that never gets ready times out naming
-# it; `berth uninstall --kube` removes berth and keeps the workloads and the CRDs.
+# it; `berth uninstall --kube` removes berth and keeps the workloads and the CRDs; an install
+# without --path (CI pushed, the cluster side holds only the public key) verifies and pulls by
+# digest, pushes nothing, and refuses a wrong key, an artifact mirrored to another repository
+# (its sync objects follow the original) and an artifact not made by bootstrap --kube.
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry curl jq python3 setsid openssl
 require_kubectl
@@ -205,6 +208,35 @@ assert_ne "" "$(kube_object "" namespaces "" berth-system)" "the namespace stays
 berth_ok uninstall --kube --kubeconfig="$KCFG" -o json
 assert_eq "absent" "$(jq -r '.objects[0].action' <<<"$OUT")" "the second uninstall finds nothing"
 assert_fails --rc 2 "no --host or --prune" berth uninstall --kube --prune
+
+it "install only (no --path): CI pushed and signed it, the cluster side has the public key only"
+berth_ok list artifacts "$URL" -o json
+TAGS_BEFORE=$OUT
+assert_fails --rc 3 "$T/keys/other.pub" berth bootstrap "$URL:prod" --verify-key="$T/keys/other.pub" \
+    --kube --kubeconfig="$KCFG"
+assert_eq "" "$(kube_object apps deployments berth-system berth)" "nothing installed with the wrong key"
+berth_ok bootstrap "$URL:prod" --verify-key="$T/keys/cosign.pub" --kube --kubeconfig="$KCFG" --timeout=60s
+log "$OUT"
+assert_match "$OUT" "^artifact +verified +$URL:prod@$D2 with $T/keys/cosign.pub$"
+assert_match "$OUT" "^artifact +pulled +$URL:prod@$D2$"
+assert_match "$OUT" "^object +created +Deployment/berth-system/berth$"
+assert_match "$OUT" "^object +created +OCIRepository/berth-system/berth-system$"
+assert_eq "berth:1.1.0" "$(kube_object apps deployments berth-system berth | jq -r '.spec.template.spec.containers[0].image')" \
+    "the image of the pushed artifact"
+berth_ok list artifacts "$URL" -o json
+assert_eq "$TAGS_BEFORE" "$OUT" "install only pushes nothing"
+assert_fails --rc 2 "needs --path" berth bootstrap "$URL:prod" --verify-key="$T/keys/cosign.pub" \
+    --kube --push-only
+# mirrored elsewhere: its sync objects still follow $URL:prod, so installing it from the mirror is
+# refused instead of making the cluster follow a registry the user did not name
+berth_ok copy "$URL:prod" "oci://$REG/mirror/fleet:prod"
+assert_fails --rc 1 "does not follow oci://$REG/mirror/fleet:prod" berth bootstrap \
+    "oci://$REG/mirror/fleet:prod" --verify-key="$T/keys/cosign.pub" --kube --kubeconfig="$KCFG"
+# an artifact not made by bootstrap --kube
+berth_ok push artifact "oci://$REG/plain:prod" --path="$APP_DIR" --source=https://example.com/app.git \
+    --revision=v1@sha1:1111111111111111111111111111111111111111 --sign-key="$T/keys/cosign.key"
+assert_fails --rc 1 "is not a cluster bootstrap artifact" berth bootstrap "oci://$REG/plain:prod" \
+    --verify-key="$T/keys/cosign.pub" --kube --kubeconfig="$KCFG"
 
 it "a Deployment that never gets ready: bootstrap times out naming it"
 kill -TERM "$KPID"
