@@ -11,6 +11,26 @@
 
 #include "cli.h"
 
+/* On stderr (so -o json stays one document): the running berth kept its previous config. */
+static void config_error_warn(const char *state_dir)
+{
+    char *text = NULL, *nl;
+    if (berth_engine_config_error(&text, state_dir, NULL) < 0 || !text)
+        return;
+    nl = strchr(text, '\n');
+    fprintf(stderr,
+            "berth: warning: a config file failed as a whole (since %.*s): the objects below are "
+            "from the last configuration that loaded, and nothing is pruned or collected until "
+            "it is fixed:\n",
+            nl ? (int)(nl - text) : 0, text);
+    for (char *line = nl ? nl + 1 : text; *line;) {
+        char *end = strchr(line, '\n');
+        fprintf(stderr, "  %.*s\n", end ? (int)(end - line) : (int)strlen(line), line);
+        line = end ? end + 1 : line + strlen(line);
+    }
+    berth_engine_free_string(text);
+}
+
 void cli_engine_print(FILE *f, const berth_engine_row *rows, size_t n, bool json, bool kinds)
 {
     static const char *const heads[] = {"NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"};
@@ -152,6 +172,7 @@ int cli_get(int argc, char **argv)
         code = CLI_EXIT_FAIL;
         goto out;
     }
+    config_error_warn(cli_str(&cmd, "state-dir"));
     if (kept == 0 && cli_output_format(&cmd) != CLI_OUT_JSON)
         fputs("no objects found\n", stderr);
     else

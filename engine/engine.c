@@ -8,9 +8,11 @@
  * events are appended under the state's mutex.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <berth/engine.h>
 
@@ -303,5 +305,27 @@ int berth_engine_status_list(berth_engine_row **rows_out, size_t *n_out, const c
     }
     *rows_out = rows;
     *n_out = n;
+    return 0;
+}
+
+int berth_engine_config_error(char **text_out, const char *state_dir, berth_error **err)
+{
+    berth_buf b = BERTH_BUF_INIT;
+    char *path;
+    int rc;
+
+    BERTH_ARG_CHECK(text_out && state_dir);
+    *text_out = NULL;
+    if (!(path = core_sprintf("%s/config-error", state_dir)))
+        return core_error_set(err, BERTH_ENOMEM, "out of memory");
+    if (access(path, F_OK) != 0 && errno == ENOENT) { /* the config loaded */
+        core_free(path);
+        return 0;
+    }
+    rc = core_fs_read_file(&b, path, 1u << 20, err);
+    core_free(path);
+    if (rc < 0)
+        return rc;
+    *text_out = berth_buf_detach(&b);
     return 0;
 }

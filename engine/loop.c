@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -414,6 +415,38 @@ static size_t count_removed(const eng_sched *s)
     return n;
 }
 
+#define CONFIG_ERROR_FILE "config-error"
+
+/* Record why the last reload was refused in STATE/config-error (`berth get` shows it), or
+ * remove the record once a reload succeeded. Best effort: the log has it too. */
+static void config_error_record(const loop *L, const eng_config *cfg, const berth_error *e)
+{
+    char *path = core_sprintf("%s/" CONFIG_ERROR_FILE, L->opts->state_dir);
+    berth_buf b = BERTH_BUF_INIT;
+    char when[32];
+    berth_error *ignored = NULL;
+
+    if (!path)
+        return;
+    if (!cfg && !e) {
+        (void)unlink(path);
+        core_free(path);
+        return;
+    }
+    core_time_rfc3339(when, core_wall_now() / 1000);
+    (void)berth_buf_printf(&b, "%s\n", when);
+    if (e && berth_error_render(e, &b) == 0)
+        (void)berth_buf_puts(&b, "\n");
+    for (size_t i = 0; cfg && i < cfg->errors_len; i++)
+        if (i == 0 || strcmp(cfg->errors[i].text, cfg->errors[i - 1].text) != 0)
+            (void)berth_buf_printf(&b, "%s\n", cfg->errors[i].text);
+    if (b.ptr)
+        (void)core_fs_write_atomic(path, b.ptr, b.len, 0644, &ignored);
+    berth_error_free(ignored);
+    berth_buf_dispose(&b);
+    core_free(path);
+}
+
 static void reload(loop *L, int64_t now, const char *why)
 {
     eng_config *cfg = NULL;
@@ -426,6 +459,7 @@ static void reload(loop *L, int64_t now, const char *why)
         log_chain("error", "reload-failed", NULL, NULL, NULL, e);
         eng_log("error", "reload-failed", NULL, NULL, NULL,
                 "keeping the previous configuration (nothing is removed)");
+        config_error_record(L, NULL, e);
         goto out;
     }
     if (cfg->incomplete) {
@@ -436,6 +470,7 @@ static void reload(loop *L, int64_t now, const char *why)
                 "a file of \"%s\" failed as a whole: keeping the previous configuration, nothing "
                 "is removed or pruned until it is fixed",
                 L->opts->config_path);
+        config_error_record(L, cfg, NULL);
         goto out;
     }
     if (!(ref = core_calloc(1, sizeof(*ref)))) {
@@ -450,6 +485,7 @@ static void reload(loop *L, int64_t now, const char *why)
     ref->cfg = cfg;
     ref->refs = 1;
     cfg = NULL;
+    config_error_record(L, NULL, NULL);
     cfg_release(L->cur);
     L->cur = ref;
     if (stall_invalid(L->state, L->cur->cfg, &invalid, &e) < 0)
@@ -663,6 +699,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
         eng_log("error", "gc-skipped", NULL, NULL, NULL,
                 "a file of \"%s\" failed as a whole: no state is garbage-collected",
                 opts->config_path);
+    config_error_record(&L, L.cur->cfg->incomplete ? L.cur->cfg : NULL, NULL);
     if ((rc = sched_load(&L, L.cur->cfg, L.cur->cfg->incomplete, core_mono_now(), err)) < 0)
         goto out;
     if (!opts->once) { /* the control socket; without it the loop still runs */

@@ -158,6 +158,14 @@ BERTH_EXTERN void berth_engine_rows_free(berth_engine_row *rows, size_t n);
  */
 BERTH_EXTERN int berth_engine_control(int *status_out, char **body_out, const char *state_dir,
                                       const char *method, const char *path, berth_error **err);
+/**
+ * Why the loop running on state_dir keeps its previous configuration: a file of the config
+ * failed as a whole at start or at the last reload (nothing is pruned or collected meanwhile).
+ * *text_out (berth_engine_free_string) is "TIME\nERROR\n..." or NULL when the config loaded.
+ * Returns 0, BERTH_EIO or BERTH_ENOMEM.
+ */
+BERTH_EXTERN int berth_engine_config_error(char **text_out, const char *state_dir,
+                                           berth_error **err);
 /** Free a string returned by the engine API. Accepts NULL. */
 BERTH_EXTERN void berth_engine_free_string(char *s);
 

@@ -3,8 +3,9 @@
 # a running `berth run` loop (config checked for changes every 2 s): a Kustomization added to
 # the config is applied without a restart; a changed one is re-applied; a removed one with
 # prune: true has its objects pruned from the target and `berth get` no longer lists it; one with
-# prune: false leaves its objects; a file that fails to parse as a whole prunes nothing and keeps
-# its objects listed; SIGHUP reloads; SIGTERM exits 0; and at start-up (`--once`) the state of
+# prune: false leaves its objects; a file that fails to parse as a whole prunes nothing, keeps
+# its objects listed and `berth get` warns naming the file until it is fixed; SIGHUP reloads;
+# SIGTERM exits 0; and at start-up (`--once`) the state of
 # objects the config no longer has is collected the same way.
 source "$(dirname "$0")/lib.sh"
 require_tools docker-registry jq setsid
@@ -129,12 +130,19 @@ applied_in ns-d || fail "d's objects were pruned while its file was broken"
 listed d || fail "d is no longer listed while its file is broken"
 listed a || fail "a is no longer listed while another file is broken"
 assert_not_contains "$(cat "$T/loop.log")" "name=flux-system/d msg=\"removed from the config"
+berth_ok get kustomizations --state-dir="$STATE" -o json
+assert_contains "$ERR" "warning: a config file failed as a whole" "berth get says the config was not reloaded"
+assert_contains "$ERR" "ks-d.yaml:4:1: invalid YAML" "berth get names the broken file and line"
+assert_eq 1 "$(grep -c 'ks-d.yaml:4:1' <<<"$ERR")" "the error is listed once"
+jq -e . <<<"$OUT" >/dev/null || fail "-o json is not one JSON document with the warning"
 reloads=$(grep -c "event=reloaded" "$T/loop.log" || true)
 more_reloads() { [ "$(grep -c "event=reloaded" "$T/loop.log" || true)" -gt "$reloads" ]; }
 ks_yaml d ns-d true >"$CFG/ks-d.yaml"
 poll "config accepted again" more_reloads
 assert_contains "$(grep "event=reloaded" "$T/loop.log" | tail -n 1)" "0 to garbage-collect"
 ready d || fail "d is not Ready after its file was fixed"
+berth_ok get kustomizations --state-dir="$STATE"
+assert_not_contains "$ERR" "warning" "the warning is gone once the file is fixed"
 
 it "SIGHUP reloads the config"
 kill -HUP "$LOOP"
