@@ -354,7 +354,9 @@ static char *self_path(void)
 /* --kube and its flags: only together; --push-only needs --path; *wait_ms_out from --timeout. */
 static int kube_flags_check(const cli_cmd *cmd, int64_t *wait_ms_out)
 {
-    static const char *const kube_only[] = {"kubeconfig", "context", "image", "push-only"};
+    static const char *const kube_only[] = {
+        "kubeconfig",           "context",          "image", "push-only", "registry-secret",
+        "registry-cert-secret", "image-pull-secret"};
     bool kube = cli_bool(cmd, "kube");
     int64_t ms = 0;
 
@@ -398,6 +400,20 @@ int cli_bootstrap(int argc, char **argv)
         {.name = "push-only",
          .kind = CLI_BOOL,
          .help = "with --kube: push (and sign) only; the running berth applies it to itself"},
+        {.name = "registry-secret",
+         .kind = CLI_STR,
+         .meta = "NAME",
+         .help = "with --kube: docker-registry Secret in berth-system the cluster pulls the "
+                 "artifact with (spec.secretRef)"},
+        {.name = "registry-cert-secret",
+         .kind = CLI_STR,
+         .meta = "NAME",
+         .help = "with --kube: Secret in berth-system with the registry's ca.crt (and a client "
+                 "tls.crt/tls.key) (spec.certSecretRef)"},
+        {.name = "image-pull-secret",
+         .kind = CLI_STR,
+         .meta = "NAME",
+         .help = "with --kube: Secret in berth-system the berth pod pulls its image with"},
         {.name = "verify-key",
          .kind = CLI_STR,
          .meta = "PUB",
@@ -508,6 +524,9 @@ int cli_bootstrap(int argc, char **argv)
     b.opts.berth_bin = bin;
     b.opts.kube = cli_bool(&cmd, "kube");
     b.opts.image = cli_str(&cmd, "image");
+    b.opts.registry_secret = cli_str(&cmd, "registry-secret");
+    b.opts.registry_cert_secret = cli_str(&cmd, "registry-cert-secret");
+    b.opts.image_pull_secret = cli_str(&cmd, "image-pull-secret");
     /* bad --interval, ROOT or --berth-bin: fail before anything is pushed */
     if (cli_str(&cmd, "host")) {
         berth_bootstrap_file *files = NULL;

@@ -8,6 +8,7 @@
  * (tag, duration, PEM) or double-quoted. The host never rewrites its own config or trust root
  * from the registry: only a local `berth bootstrap --host` changes ROOT/etc/berth.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,8 +48,24 @@ static int nomem(berth_error **err)
 
 /* ------------------------------------------------------------------ rendering */
 
+/* A Kubernetes object name (DNS subdomain): what a Secret may be called. */
+static bool secret_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+              s[i] == '.'))
+            return false;
+    return true;
+}
+
 static int check_opts(const berth_bootstrap_opts *o, berth_error **err)
 {
+    const char *const secrets[] = {o ? o->registry_secret : NULL,
+                                   o ? o->registry_cert_secret : NULL,
+                                   o ? o->image_pull_secret : NULL};
     int64_t ms;
 
     if (!o || o->version != BERTH_BOOTSTRAP_OPTS_VERSION)
@@ -63,6 +80,11 @@ static int check_opts(const berth_bootstrap_opts *o, berth_error **err)
         return core_error_wrap(err, "--interval");
     if (o->kube && o->image && eng_bootstrap_image_check(o->image, err) < 0)
         return BERTH_EINVAL;
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        if (secrets[i] && !secret_name_ok(secrets[i]))
+            return core_error_set(err, BERTH_EINVAL,
+                                  "invalid Secret name \"%s\": want a lowercase DNS name",
+                                  secrets[i]);
     return 0;
 }
 
@@ -83,6 +105,10 @@ int berth_bootstrap_sync_yaml(berth_buf *out, const berth_bootstrap_opts *o, ber
                           o->interval ? o->interval : "1m", o->url, o->tag);
     if (rc == 0 && o->insecure)
         rc = berth_buf_puts(out, "  insecure: true\n");
+    if (rc == 0 && o->registry_secret)
+        rc = berth_buf_printf(out, "  secretRef:\n    name: %s\n", o->registry_secret);
+    if (rc == 0 && o->registry_cert_secret)
+        rc = berth_buf_printf(out, "  certSecretRef:\n    name: %s\n", o->registry_cert_secret);
     if (rc == 0 && o->pubkey_pem)
         rc = berth_buf_puts(out, "  verify:\n    provider: cosign\n    secretRef:\n"
                                  "      name: " NAME "-verify\n");

@@ -101,6 +101,14 @@ int eng_bootstrap_kube_kfile(berth_buf *out, const berth_bootstrap_opts *o)
                               i == 0 ? "CustomResourceDefinition" : "Namespace",
                               i == 0 ? "apiextensions.k8s.io/v1" : "v1",
                               i == 0 ? "CustomResourceDefinition" : "Namespace");
+    if (rc == 0 && o->image_pull_secret)
+        rc = berth_buf_printf(out,
+                              "  - target:\n      kind: Deployment\n      name: berth\n"
+                              "    patch: |\n      apiVersion: apps/v1\n      kind: Deployment\n"
+                              "      metadata:\n        name: berth\n"
+                              "      spec:\n        template:\n          spec:\n"
+                              "            imagePullSecrets:\n              - name: %s\n",
+                              o->image_pull_secret);
     core_free(img);
     return rc;
 }

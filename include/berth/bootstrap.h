@@ -39,6 +39,10 @@ typedef struct berth_bootstrap_opts {
     const char *berth_bin; /* absolute path put in the unit's ExecStart; NULL: "/usr/bin/berth" */
     bool kube;         /* the artifact also installs berth in a cluster: berth-system/install/ */
     const char *image; /* with kube: berth's image; NULL: BERTH_BOOTSTRAP_IMAGE */
+    /* with kube, names of Secrets in berth-system the user created (NULL: none): */
+    const char *registry_secret;      /* the OCIRepository's spec.secretRef (docker config) */
+    const char *registry_cert_secret; /* its spec.certSecretRef (ca.crt, tls.crt/tls.key) */
+    const char *image_pull_secret;    /* imagePullSecrets of the berth Deployment */
 } berth_bootstrap_opts;
 
 /**
