@@ -212,6 +212,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
     const char *why = NULL;
     char *msg = NULL;
     size_t deleted = 0;
+    bool still = false; /* WaitForTermination timed out: the deleted objects are still there */
     int rc, prc = 0;
 
     eng_plan_init(&pruned);
@@ -237,6 +238,9 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
             goto out;
         }
         prc = eng_target_prune(kt.target, &pruned, &inv, err);
+        if (prc == 0 && inv.wait_ms > 0) /* deletionPolicy WaitForTermination */
+            still = (prc = eng_target_wait_gone(kt.target, &pruned, core_mono_now() + inv.wait_ms,
+                                                err)) < 0;
         if (prc < 0 && kt.where)
             core_error_wrap(err, "%s", kt.where);
         for (size_t i = 0; i < pruned.len && rc == 0; i++) {
@@ -244,7 +248,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
             if (berth_buf_printf(&text, "%s %s\n", c->subject, eng_change_action_name(c->action)) <
                 0)
                 rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
-            else if (c->action == ENG_CHANGE_UNKNOWN)
+            else if (c->action == ENG_CHANGE_UNKNOWN || (still && c->action == ENG_CHANGE_DELETE))
                 rc = eng_inventory_add(&left, c->id, c->version, NULL, err);
             else if (c->action == ENG_CHANGE_DELETE)
                 deleted++; /* not the skipped ones (the kube target keeps foreign objects) */
@@ -252,6 +256,7 @@ static int gc_kustomization(eng_ctx *ctx, const char *ns, const char *name, bert
         if (rc == 0 && (prc < 0 || left.len > 0)) {
             /* keep what is left to delete, so the retry (and `berth get`) sees it */
             left.prune = inv.prune;
+            left.wait_ms = inv.wait_ms;
             if (inv.cluster && !(left.cluster = core_strdup(inv.cluster)))
                 rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
         }

@@ -581,6 +581,7 @@ int eng_kustomization_reconcile(eng_ctx *ctx, const eng_kustomization *ks, bool 
         goto status;
     }
     inv.prune = eng_ks_prune_on_removal(ks) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
+    inv.wait_ms = ks->deletion_policy == ENG_DELETION_WAIT_FOR_TERMINATION ? ks->timeout_ms : 0;
     /* the kubeconfig the objects went with is kept before the inventory that names its cluster */
     if (kt.cluster && (rc = eng_state_kubeconfig_write(ctx->state, ns, name, kt.kubeconfig.ptr,
                                                        kt.kubeconfig.len, err)) < 0)

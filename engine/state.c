@@ -161,6 +161,9 @@ int eng_inventory_to_json(json_t **out, const eng_inventory *inv, berth_error **
         goto oom;
     if (inv->cluster && json_object_set_new(o, "cluster", json_string(inv->cluster)) < 0)
         goto oom;
+    if (inv->wait_ms > 0 &&
+        json_object_set_new(o, "waitForTermination", json_integer(inv->wait_ms)) < 0)
+        goto oom;
     json_decref(a);
     *out = o;
     return 0;
@@ -207,6 +210,8 @@ int eng_inventory_from_json(eng_inventory *out, const json_t *j, const char *wha
         eng_inventory_sort(out);
     if (rc == 0 && prune)
         out->prune = json_is_true(prune) ? ENG_INV_PRUNE_ON : ENG_INV_PRUNE_OFF;
+    if (rc == 0)
+        out->wait_ms = json_integer_value(json_object_get(j, "waitForTermination"));
     if (rc == 0 && cluster && !(out->cluster = core_strdup(json_string_value(cluster)))) {
         eng_inventory_dispose(out);
         rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
@@ -871,6 +876,7 @@ static int sorted_json(json_t **out, const eng_inventory *inv, berth_error **err
     view.len = inv->len;
     view.prune = inv->prune;
     view.cluster = inv->cluster;
+    view.wait_ms = inv->wait_ms;
     rc = eng_inventory_to_json(out, &view, err);
     core_free(view.entries);
     core_free(p);

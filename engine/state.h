@@ -56,11 +56,14 @@ typedef struct eng_inventory {
                             Kustomization's spec.kubeConfig) the entries were applied to, whose
                             kubeconfig is kept beside the inventory (eng_state_kubeconfig_write);
                             NULL: the engine's own target */
+    int64_t wait_ms;     /* "waitForTermination" in the file: deletionPolicy WaitForTermination's
+                            wait (the Kustomization's timeout) for the deleted objects to be gone
+                            when it is removed; 0: no wait */
 } eng_inventory;
 
 #define ENG_INVENTORY_INIT                                                                         \
     {                                                                                              \
-        NULL, 0, 0, ENG_INV_PRUNE_UNKNOWN, NULL                                                    \
+        NULL, 0, 0, ENG_INV_PRUNE_UNKNOWN, NULL, 0                                                 \
     }
 
 /** An inventory id taken apart. Every field is heap (eng_objid_dispose). */

@@ -138,6 +138,13 @@ int eng_target_prune(eng_target *t, eng_plan *out, const eng_inventory *entries,
     return t->prune(t, out, entries, err);
 }
 
+int eng_target_wait_gone(eng_target *t, const eng_plan *pruned, int64_t deadline_ms,
+                         berth_error **err)
+{
+    BERTH_ARG_CHECK(t && pruned);
+    return t->wait_gone ? t->wait_gone(t, pruned, deadline_ms, err) : 0;
+}
+
 int eng_target_health(eng_target *t, eng_health *out, const json_t *objects, berth_error **err)
 {
     BERTH_ARG_CHECK(t && t->health && out);

@@ -132,6 +132,12 @@ struct eng_target {
     void (*free)(eng_target *t);
     /** Set the scope of the calls that follow (copied), or NULL: targets that need none. */
     int (*scope)(eng_target *t, const eng_target_scope *s, berth_error **err);
+    /**
+     * Wait until the objects pruned (the ENG_CHANGE_DELETE changes of plan) are gone from the
+     * target (their finalizers done), until the monotonic time deadline_ms: BERTH_ETIMEOUT
+     * naming what is still there. NULL: deletions are immediate (the directory target).
+     */
+    int (*wait_gone)(eng_target *t, const eng_plan *pruned, int64_t deadline_ms, berth_error **err);
 };
 
 /* Calls through the vtable. */
@@ -141,6 +147,9 @@ int eng_target_apply(eng_target *t, eng_inventory *inv_out, const eng_plan *plan
                      berth_error **err);
 int eng_target_prune(eng_target *t, eng_plan *out, const eng_inventory *entries, berth_error **err);
 int eng_target_health(eng_target *t, eng_health *out, const json_t *objects, berth_error **err);
+/** Through the wait_gone hook; 0 at once for targets without one. */
+int eng_target_wait_gone(eng_target *t, const eng_plan *pruned, int64_t deadline_ms,
+                         berth_error **err);
 /** Accepts NULL. */
 void eng_target_free(eng_target *t);
 /** Through the scope hook; 0 for targets without one. */

@@ -992,6 +992,75 @@ static int kube_prune(eng_target *base, eng_plan *out, const eng_inventory *entr
     return rc;
 }
 
+/* Whether the object of inventory id (version v) still exists; *subject_out names it. */
+static int still_there(bool *there, char **subject_out, kube_target *t, const char *id,
+                       const char *v, berth_error **err)
+{
+    eng_objid oid;
+    eng_kube_mapping m = {0};
+    json_t *live = NULL;
+    char *av = NULL;
+    int rc;
+
+    *there = false;
+    if ((rc = eng_objid_parse(&oid, id, err)) < 0)
+        return rc;
+    av = oid.group[0] ? core_sprintf("%s/%s", oid.group, v) : core_strdup(v);
+    *subject_out = subject_of(oid.kind, oid.ns, oid.name);
+    if (!av || !*subject_out)
+        rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+    else if ((rc = eng_kube_map(&m, t->k, av, oid.kind, err)) == BERTH_ENOTFOUND) {
+        berth_error_free(*err); /* the kind itself is gone */
+        *err = NULL;
+        rc = 0;
+    } else if (rc == 0 && (rc = get_live(&live, t, &m, oid.ns, oid.name, *subject_out, err)) == 0)
+        *there = live != NULL;
+    json_decref(live);
+    eng_kube_mapping_dispose(&m);
+    core_free(av);
+    eng_objid_dispose(&oid);
+    return rc;
+}
+
+/* deletionPolicy WaitForTermination: poll the deleted objects until each is gone. */
+static int kube_wait_gone(eng_target *base, const eng_plan *pruned, int64_t deadline_ms,
+                          berth_error **err)
+{
+    kube_target *t = (kube_target *)base;
+    berth_buf left = BERTH_BUF_INIT;
+    size_t n_left;
+    int rc = 0;
+
+    for (;;) {
+        n_left = 0;
+        left.len = 0;
+        for (size_t i = 0; i < pruned->len && rc == 0; i++) {
+            const eng_change *c = &pruned->changes[i];
+            char *subject = NULL;
+            bool there = false;
+            if (c->action != ENG_CHANGE_DELETE)
+                continue;
+            rc = still_there(&there, &subject, t, c->id, c->version, err);
+            if (rc == 0 && there && n_left++ < 5 &&
+                berth_buf_printf(&left, "%s%s", n_left > 1 ? ", " : "", subject) < 0)
+                rc = core_error_set(err, BERTH_ENOMEM, "out of memory");
+            core_free(subject);
+        }
+        if (rc < 0 || n_left == 0)
+            break;
+        if (core_mono_now() >= deadline_ms) {
+            rc = core_error_set(err, BERTH_ETIMEOUT,
+                                "deletionPolicy WaitForTermination: %zu object(s) still "
+                                "terminating at the timeout: %s%s",
+                                n_left, left.ptr ? left.ptr : "", n_left > 5 ? ", ..." : "");
+            break;
+        }
+        core_sleep_ms(500);
+    }
+    berth_buf_dispose(&left);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- health */
 
 typedef struct watched {
@@ -1168,6 +1237,7 @@ int eng_target_kube_from_config(eng_target **out, eng_kube_config *cfg, berth_er
     t->base.plan = kube_plan;
     t->base.apply = kube_apply;
     t->base.prune = kube_prune;
+    t->base.wait_gone = kube_wait_gone;
     t->base.health = kube_health;
     t->base.free = kube_free;
     t->base.scope = kube_scope;
