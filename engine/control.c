@@ -248,13 +248,28 @@ static bool eq_nocase(const char *a, const char *b)
 }
 
 /* Answer one request on the connected fd. */
+/* "?a=true&b=true": whether name=true is one of the query's parameters. */
+static bool query_flag(const char *query, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; *p;) {
+        p++; /* past '?' or '&' */
+        if (strncmp(p, name, n) == 0 && strncmp(p + n, "=true", 5) == 0 &&
+            (p[n + 5] == '\0' || p[n + 5] == '&'))
+            return true;
+        while (*p && *p != '&')
+            p++;
+    }
+    return false;
+}
+
 static void handle(const eng_control *c, int fd, eng_control_wake_fn wake, void *payload,
                    size_t n_objects)
 {
     char req[CTL_REQ_MAX], method[8], path[1024], action[16], kind[64], ns[256], name[256];
     char body[1024];
     char *sp, *sp2;
-    const char *canon;
+    const char *canon, *query;
     bool found;
     int end = 0;
 
@@ -304,8 +319,10 @@ static void handle(const eng_control *c, int fd, eng_control_wake_fn wake, void 
         respond(fd, 400, "Bad Request", "{\"error\":\"unknown kind or bad name\"}");
         return;
     }
+    query = path[end] == '?' ? path + end : "";
     found = wake(payload, canon, ns, name,
-                 strcmp(action, "reconcile") == 0 && strstr(path, "?withSource=true") != NULL);
+                 strcmp(action, "reconcile") == 0 && query_flag(query, "withSource"),
+                 strcmp(action, "reconcile") == 0 && query_flag(query, "reload"));
     if (!found) {
         respond(fd, 404, "Not Found", "{\"error\":\"no such object in the loop's config\"}");
         return;

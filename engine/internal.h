@@ -248,9 +248,13 @@ void eng_keylist_dispose(eng_keylist *l);
 bool eng_suspend_override(const eng_state *st, const char *kind, const char *ns, const char *name);
 
 typedef struct eng_control eng_control;
-/** Make the object (and with_source its OCIRepository) due now; false when there is none. */
+/**
+ * Make the object (and with_source its OCIRepository) due now; false when there is none. With
+ * reload_first the loop first reloads its config if the files changed (a writer of the config,
+ * controller mode's store, wrote them before asking: no race with the config poll).
+ */
 typedef bool (*eng_control_wake_fn)(void *payload, const char *kind, const char *ns,
-                                    const char *name, bool with_source);
+                                    const char *name, bool with_source, bool reload_first);
 /**
  * Listen on state_dir/berth.sock (mode 0600; a stale socket is replaced: the caller holds the
  * state lock). Returns 0, BERTH_EINVAL (path too long for a Unix socket), BERTH_EIO, ENOMEM.

@@ -14,7 +14,7 @@
  * it every 250 ms, so the unchanged loader, reload and status GC (a deleted Kustomization is
  * pruned as the file store does) do the reconciling. A referenced object whose document changed
  * (edited, created, deleted) makes the loop reconcile the CRs that use it (through the control
- * socket, WAKE_DELAY_MS later, once the loop has reloaded), since the reload alone reconciles
+ * socket, asking it to reload the store first), since the reload alone reconciles
  * only the CRs whose own document changed. The same pass writes the status files the reconciles
  * left (STATE/status/<kind>/<ns>/<name>.json) back to each object's status subresource (merge
  * patch) with observedGeneration (top-level and in every condition) set to metadata.generation,
@@ -66,7 +66,6 @@
 
 #define STORE_DIR "kube-store"
 #define SYNC_PERIOD_MS 1000
-#define WAKE_DELAY_MS 600 /* > STORE_POLL_MS: the loop has reloaded the store by then */
 #define STOP_CHECK_MS 200 /* how often the store thread looks at the caller's stop flag */
 #define WATCH_MIN_S 300   /* a watch asks for timeoutSeconds in [5, 10) minutes, as client-go */
 #define WATCH_SPAN_S 300
@@ -809,14 +808,15 @@ static int refs_add_users(json_t *refs, const char *kind, const char *ns, const 
 }
 
 /* A referenced Secret or ConfigMap whose store document changed (edited, created or deleted)
- * since the last pass: the CRs that use it are reconciled once the loop has reloaded the store
- * (WAKE_DELAY_MS, more than its poll), since a reference is not part of the CR's own document
- * and a reload alone reconciles only changed documents. The first pass only takes note. */
+ * since the last pass: the CRs that use it are reconciled (a reference is not part of the CR's
+ * own document, and a reload alone reconciles only changed documents). The request asks the
+ * loop to reload first (?reload=true), so the reconcile sees the new files the pass wrote.
+ * The first pass only takes note. */
 static int refs_changed(ks *s, json_t *files, json_t *refs)
 {
     json_t *seen = json_object(), *users, *u;
     const char *ref;
-    int64_t due = core_mono_now() + WAKE_DELAY_MS;
+    int64_t due = core_mono_now();
     size_t i;
 
     if (!seen)
@@ -869,7 +869,7 @@ static void wake_users(ks *s)
                 s->wake_at = json_integer_value(due);
             continue;
         }
-        if (!(path = core_sprintf("/v1/reconcile/%s", id)))
+        if (!(path = core_sprintf("/v1/reconcile/%s?reload=true", id)))
             return;
         if (berth_engine_control(&status, NULL, s->opts->state_dir, "POST", path, &e) == 0 &&
             (status == 202 || status == 404)) { /* 404: not (or no longer) in the loop */

@@ -499,7 +499,9 @@ out:
     eng_config_free(cfg);
 }
 
-static void maybe_reload(loop *L, int64_t now)
+/* Reload on SIGHUP, or when the config files changed: checked every config poll, or now when
+ * check_now (a control request asked for it). */
+static void maybe_reload(loop *L, int64_t now, bool check_now)
 {
     const berth_engine_opts *o = L->opts;
     char fp[72];
@@ -507,7 +509,7 @@ static void maybe_reload(loop *L, int64_t now)
 
     if (hup)
         *o->reload = 0;
-    if (!hup && (o->config_poll_ms < 0 || now < L->next_config_poll))
+    if (!hup && !check_now && (o->config_poll_ms < 0 || now < L->next_config_poll))
         return;
     L->next_config_poll =
         now + (o->config_poll_ms > 0 ? o->config_poll_ms : DEFAULT_CONFIG_POLL_MS);
@@ -521,11 +523,15 @@ static void maybe_reload(loop *L, int64_t now)
 /* ---------------------------------------------------------------- the control socket */
 
 static bool control_wake(void *payload, const char *kind, const char *ns, const char *name,
-                         bool with_source)
+                         bool with_source, bool reload_first)
 {
     loop *L = payload;
-    eng_item *it = eng_sched_find(&L->sched, kind, ns, name);
     int64_t now = core_mono_now();
+    eng_item *it;
+
+    if (reload_first)
+        maybe_reload(L, now, true);
+    it = eng_sched_find(&L->sched, kind, ns, name);
 
     if (!it || (!it->repo && !it->ks && !it->img) || it->removed)
         return false;
@@ -728,7 +734,7 @@ int berth_engine_run(bool *all_ready_out, const berth_engine_opts *opts, berth_e
         if (L.stopping && L.running == 0)
             break;
         if (!L.stopping && !opts->once)
-            maybe_reload(&L, now);
+            maybe_reload(&L, now, false);
         for (size_t pos = 0; !L.stopping && pos < L.sched.len && L.running < L.n_workers; pos++) {
             if (!eng_sched_can_start(&L.sched, pos, now))
                 continue;

@@ -105,11 +105,12 @@ static void control_without_loop_is_not_found(void **state)
 typedef struct woken {
     char kind[32], ns[32], name[32];
     bool with_source;
+    bool reload_first;
     int calls;
 } woken;
 
 static bool wake_known(void *payload, const char *kind, const char *ns, const char *name,
-                       bool with_source)
+                       bool with_source, bool reload_first)
 {
     woken *w = payload;
     w->calls++;
@@ -117,6 +118,7 @@ static bool wake_known(void *payload, const char *kind, const char *ns, const ch
     snprintf(w->ns, sizeof(w->ns), "%s", ns);
     snprintf(w->name, sizeof(w->name), "%s", name);
     w->with_source = with_source;
+    w->reload_first = reload_first;
     return strcmp(name, "app") == 0;
 }
 
@@ -161,7 +163,24 @@ static void control_reconcile_wakes_the_object(void **state)
     assert_string_equal(w.ns, "flux-system");
     assert_string_equal(w.name, "app");
     assert_true(w.with_source);
+    assert_false(w.reload_first);
     assert_false(core_fs_exists(sock)); /* removed when the loop stops */
+    /* controller mode's store asks for a reload first; flags in any order, exact names only */
+    assert_int_equal(
+        round_trip(*state, &w, "POST", "/v1/reconcile/Kustomization/flux-system/app?reload=true"),
+        202 % 256);
+    assert_true(w.reload_first);
+    assert_false(w.with_source);
+    assert_int_equal(
+        round_trip(*state, &w, "POST",
+                   "/v1/reconcile/Kustomization/flux-system/app?reload=true&withSource=true"),
+        202 % 256);
+    assert_true(w.reload_first);
+    assert_true(w.with_source);
+    assert_int_equal(
+        round_trip(*state, &w, "POST", "/v1/reconcile/Kustomization/flux-system/app?reloaded=true"),
+        202 % 256);
+    assert_false(w.reload_first);
     /* owner-only */
     assert_int_equal(eng_control_open(&c, *state, NULL), 0);
     assert_int_equal(stat(sock, &sb), 0);
